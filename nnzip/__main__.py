@@ -1,0 +1,3 @@
+from nnzip.cli import main
+
+main()

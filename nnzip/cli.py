@@ -1,0 +1,277 @@
+"""The `nnzip` command line: argument parsing, file handling and messages, no maths.
+
+Data goes to files; every message goes to stderr with an `nnzip:` prefix. Exit codes:
+0 success, 1 error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
+from nnzip import codec
+from nnzip.api import model_for
+from nnzip.errors import NNZipError, UsageError
+from nnzip.models import load_model
+
+NZ_SUFFIX = ".nz"
+
+app = typer.Typer(
+    help=(
+        "Lossless compression with a byte-level neural network and a range coder.\n\n"
+        "Examples:\n\n"
+        "  nnzip compress book.txt              # writes book.txt.nz\n\n"
+        "  nnzip decompress book.txt.nz -o copy.txt\n\n"
+        "  nnzip train --steps 1500 --out runs/small\n\n"
+        "Exit codes: 0 success, 1 error, 130 interrupted."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+stderr = Console(stderr=True, highlight=False)
+
+
+def say(message: str, quiet: bool = False) -> None:
+    if not quiet:
+        stderr.print(f"nnzip: {message}", markup=False, soft_wrap=True)
+
+
+def fail(message: str, code: int = 1) -> None:
+    stderr.print(f"nnzip: error: {message}", markup=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def read_input(path: Path) -> bytes:
+    if not path.exists():
+        raise UsageError(f"{path}: no such file")
+    if path.is_dir():
+        raise UsageError(f"{path} is a directory, expected a file")
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise UsageError(f"cannot read {path}: {err.strerror}") from err
+
+
+def check_output(source: Path, target: Path, force: bool) -> None:
+    if target.exists() and source.exists() and target.resolve() == source.resolve():
+        raise UsageError(f"output {target} is the input file; choose another output with -o")
+    if target.is_dir():
+        raise UsageError(f"output {target} is a directory, expected a file path")
+    if target.exists() and not force:
+        raise UsageError(f"{target} already exists; use -f to overwrite")
+
+
+def write_atomically(target: Path, data: bytes) -> None:
+    """Write to a temporary file beside `target`, then rename, so a failure leaves no partial output."""
+    folder = target.parent if str(target.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    except OSError as err:
+        raise UsageError(f"cannot write to {folder}: {err.strerror}") from err
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def progress_bar(total: int, label: str, quiet: bool):
+    """Yield a callback that advances a progress bar on stderr; silent unless stderr is a terminal."""
+    if quiet or not sys.stderr.isatty() or total == 0:
+        yield None
+        return
+    columns = ["{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn()]
+    with Progress(*columns, console=stderr, transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def summary(name: str, original: int, compressed: int, seconds: float) -> str:
+    bpb = 8 * compressed / original if original else 0.0
+    speed = original / seconds / 1000 if seconds > 0 else 0.0
+    return f"{name}: {original:,} -> {compressed:,} bytes ({bpb:.3f} bpb) in {seconds:.1f} s, {speed:.1f} KB/s"
+
+
+ModelOption = Annotated[
+    Optional[str],
+    typer.Option("--model", "-m", help="Model file or shipped model name. Default: the shipped default model."),
+]
+ForceOption = Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output file.")]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")]
+
+
+@app.command()
+def compress(
+    file: Annotated[Path, typer.Argument(help="File to compress.")],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output path. Default: FILE.nz.")] = None,
+    model: ModelOption = None,
+    force: ForceOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Compress FILE to FILE.nz (or -o OUT) with the neural model.
+
+    Example: nnzip compress book.txt -o book.nz
+    """
+    with errors_reported():
+        target = output or file.with_name(file.name + NZ_SUFFIX)
+        check_output(file, target, force)
+        data = read_input(file)
+        intmodel = load_model(model)
+        started = time.perf_counter()
+        with progress_bar(len(data), "compress", quiet) as advance:
+            blob = codec.compress(data, intmodel, advance)
+        write_atomically(target, blob)
+        say(summary(str(file), len(data), len(blob), time.perf_counter() - started), quiet)
+
+
+@app.command()
+def decompress(
+    file: Annotated[Path, typer.Argument(help="The .nz file to decompress.")],
+    output: Annotated[
+        Optional[Path], typer.Option("--output", "-o", help="Output path. Default: FILE without .nz.")
+    ] = None,
+    model: ModelOption = None,
+    force: ForceOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Decompress FILE.nz to FILE (or -o OUT); the model named in the header is found by id.
+
+    Example: nnzip decompress book.nz -o book.txt
+    """
+    with errors_reported():
+        if output is None:
+            if file.suffix != NZ_SUFFIX:
+                raise UsageError(f"{file} does not end in {NZ_SUFFIX}; name the output with -o")
+            output = file.with_suffix("")
+        check_output(file, output, force)
+        blob = read_input(file)
+        intmodel = model_for(blob, model)
+        started = time.perf_counter()
+        header_length = codec.original_length(blob)
+        with progress_bar(header_length, "decompress", quiet) as advance:
+            data = codec.decompress(blob, intmodel, advance)
+        write_atomically(output, data)
+        say(summary(str(file), len(data), len(blob), time.perf_counter() - started), quiet)
+
+
+@contextmanager
+def errors_reported():
+    """Turn nnzip errors into one-line messages with exit code 1, Ctrl-C into exit code 130."""
+    try:
+        yield
+    except NNZipError as err:
+        fail(str(err))
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+    except MemoryError:
+        fail("out of memory")
+
+
+@app.command()
+def train(
+    out: Annotated[Path, typer.Option("--out", help="Run directory for checkpoints (model.safetensors, config.json).")],
+    preset: Annotated[str, typer.Option(help="Model preset: small, base or tiny.")] = "small",
+    set_: Annotated[
+        Optional[list[str]], typer.Option("--set", help="Model config override key=value, e.g. --set d_model=128.")
+    ] = None,
+    data: Annotated[
+        Optional[list[str]],
+        typer.Option(help="Training data: enwik8-train, gutenberg, a file or a folder. Repeatable."),
+    ] = None,
+    valid: Annotated[str, typer.Option(help="Validation data: enwik8-valid, a file, or '' for none.")] = "enwik8-valid",
+    steps: Annotated[int, typer.Option(help="Optimizer steps in total.")] = 1500,
+    batch_size: Annotated[int, typer.Option(help="Windows per step and process.")] = 32,
+    seq_len: Annotated[int, typer.Option(help="Bytes per training window.")] = 256,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-3,
+    qat_start: Annotated[float, typer.Option(help="Fraction of steps after which quantization-aware training starts.")] = 0.6,
+    eval_every: Annotated[int, typer.Option(help="Steps between validation runs and checkpoints.")] = 250,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")] = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Train a model; run under torchrun for several processes.
+
+    Examples:
+
+      nnzip train --out runs/small --steps 1800
+
+      nnzip train --out runs/wide --set d_model=256 --data enwik8-train --data gutenberg
+
+      torchrun --nproc_per_node 2 -m nnzip train --out runs/ddp
+    """
+    with errors_reported():
+        try:
+            from nnzip.train import TrainConfig
+            from nnzip.train import train as run_training
+        except ImportError as err:
+            raise UsageError(f"training needs torch: pip install 'nnzip[train]' ({err})") from err
+        cfg = TrainConfig(
+            preset=preset, overrides=list(set_ or []), data=list(data or ["enwik8-train"]), valid=valid,
+            steps=steps, batch_size=batch_size, seq_len=seq_len, lr=lr, qat_start=qat_start,
+            eval_every=eval_every, seed=seed,
+        )
+        try:
+            result = run_training(cfg, out, resume=resume, progress=not quiet)
+        except ValueError as err:
+            raise UsageError(str(err)) from err
+        say(f"trained {cfg.steps} steps, validation {result['valid_bpb']:.4f} bpb, checkpoint in {out}", quiet)
+
+
+@app.command()
+def export(
+    run: Annotated[Path, typer.Argument(help="Training run directory.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Export file (.safetensors).")],
+    force: ForceOption = False,
+) -> None:
+    """Export a trained run to the integer model that compress and decompress use.
+
+    Example: nnzip export runs/small -o models/my-model.safetensors
+    """
+    with errors_reported():
+        if output.exists() and not force:
+            raise UsageError(f"{output} already exists; use -f to overwrite")
+        from nnzip.data import load_corpus
+        from nnzip.export import export_model
+        from nnzip.train import load_model as load_run
+
+        model, meta = load_run(run)
+        calibration = load_corpus(meta["train"]["data"][0])
+        intmodel = export_model(model, calibration, output)
+        say(f"exported {run} to {output}, model id {intmodel.id[:16].hex()}")
+
+
+@app.command("fetch-enwik8")
+def fetch_enwik8_command(
+    dest: Annotated[Path, typer.Option("--dest", help="Folder for enwik8.zip and enwik8.")] = Path("data"),
+) -> None:
+    """Download enwik8 from its public home and verify its checksum.
+
+    Example: nnzip fetch-enwik8 --dest data
+    """
+    with errors_reported():
+        from nnzip.datasets import fetch_enwik8
+
+        say(f"enwik8 is at {fetch_enwik8(dest)}")
+
+
+def main() -> None:
+    app(prog_name="nnzip")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""Compress and decompress bytes with an integer model, a range coder per stream, and the container.
+
+The input is cut into independent streams (see `stream_lengths`). All streams advance together,
+one byte per step, so each model step is one batched call; each stream has its own range coder.
+Encoder and decoder call the same `IntModel.step`, so they see the same frequencies.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Callable
+
+import numpy as np
+
+from nnzip.coder import RangeDecoder, RangeEncoder
+from nnzip.config import BOS
+from nnzip.container import Header, model_id_hex, pack, unpack
+from nnzip.errors import ChecksumError, InvalidDataError, ModelMismatchError
+from nnzip.intmodel import IntModel
+
+MAX_STREAMS = 64  # streams coded side by side; more streams mean bigger batches per step
+MIN_STREAM_LENGTH = 4096  # shorter streams would spend too much of each one warming up the state
+MODEL_ID_BYTES = 16  # the container stores the first 16 bytes of the model's sha256 id
+
+Progress = Callable[[int], None]  # called with the number of bytes coded since the last call
+
+
+def stream_lengths(total: int) -> list[int]:
+    """Split `total` bytes into stream lengths: equal streams of max(MIN_STREAM_LENGTH,
+    ceil(total / MAX_STREAMS)) bytes, the last one shorter. This is the encoder's policy; the
+    decoder reads the lengths from the container, so the policy can change without a new format.
+    """
+    if total == 0:
+        return []
+    length = max(MIN_STREAM_LENGTH, math.ceil(total / MAX_STREAMS))
+    full, rest = divmod(total, length)
+    return [length] * full + ([rest] if rest else [])
+
+
+def previous_ids(streams: list[np.ndarray], t: int) -> np.ndarray:
+    """The model input of step t per stream: BOS at t = 0, else the byte at t - 1."""
+    if t == 0:
+        return np.full(len(streams), BOS, np.int64)
+    return np.array([s[t - 1] if t - 1 < len(s) else 0 for s in streams], np.int64)
+
+
+def compress(data: bytes, model: IntModel, progress: Progress | None = None) -> bytes:
+    """Return the `.nz` container of `data` coded with `model`."""
+    view = np.frombuffer(data, dtype=np.uint8)
+    lengths = stream_lengths(len(view))
+    offsets = np.cumsum([0] + lengths)
+    streams = [view[offsets[i] : offsets[i + 1]] for i in range(len(lengths))]
+    encoders = [RangeEncoder() for _ in streams]
+    state = model.initial_state(len(streams))
+
+    for t in range(max(lengths, default=0)):
+        freqs = model.step(previous_ids(streams, t), state)
+        cums = np.cumsum(freqs, axis=1) - freqs
+        for i, stream in enumerate(streams):
+            if t < len(stream):
+                symbol = stream[t]
+                encoders[i].encode(int(cums[i, symbol]), int(freqs[i, symbol]))
+        if progress:
+            progress(sum(1 for s in streams if t < len(s)))
+
+    payloads = [encoder.finish() for encoder in encoders]
+    header = Header(
+        model_id=model.id[:MODEL_ID_BYTES],
+        original_length=len(view),
+        crc32=zlib.crc32(data),
+        stream_lengths=tuple(lengths),
+        stream_sizes=tuple(len(p) for p in payloads),
+    )
+    return pack(header, payloads)
+
+
+def check_model(header: Header, model: IntModel) -> None:
+    expected = model.id[:MODEL_ID_BYTES]
+    if header.model_id != expected:
+        raise ModelMismatchError(
+            f"file was compressed with model {model_id_hex(header.model_id)}, "
+            f"but the given model is {model_id_hex(expected)}; pass --model with the matching model"
+        )
+
+
+def decompress(blob: bytes, model: IntModel, progress: Progress | None = None) -> bytes:
+    """Return the original bytes of a `.nz` container; raise a typed NNZipError on bad input."""
+    header, payloads = unpack(blob)
+    check_model(header, model)
+    lengths = header.stream_lengths
+    decoders = [RangeDecoder(p) for p in payloads]
+    outputs = [np.zeros(n, np.uint8) for n in lengths]
+    state = model.initial_state(len(lengths))
+
+    for t in range(max(lengths, default=0)):
+        freqs = model.step(previous_ids(outputs, t), state)
+        cums = np.cumsum(freqs, axis=1)
+        for i, out in enumerate(outputs):
+            if t >= len(out):
+                continue
+            target = decoders[i].decode_target()
+            symbol = int(np.searchsorted(cums[i], target, side="right"))
+            freq = int(freqs[i, symbol])
+            decoders[i].consume(int(cums[i, symbol]) - freq, freq)
+            out[t] = symbol
+        if progress:
+            progress(sum(1 for n in lengths if t < n))
+
+    for decoder in decoders:
+        decoder.verify_end()
+    data = b"".join(out.tobytes() for out in outputs)
+    if zlib.crc32(data) != header.crc32:
+        raise ChecksumError(
+            f"checksum mismatch: stored CRC32 {header.crc32:08x}, decoded {zlib.crc32(data):08x}; "
+            "the file is corrupted"
+        )
+    if len(data) != header.original_length:
+        raise InvalidDataError(f"decoded {len(data)} bytes, header says {header.original_length}")
+    return data
+
+
+def original_length(blob: bytes) -> int:
+    """The original length a `.nz` container declares, after validating its header."""
+    return unpack(blob)[0].original_length

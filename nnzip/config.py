@@ -1,0 +1,113 @@
+"""Model configuration: presets, overrides and validation.
+
+One `ModelConfig` is frozen into the training checkpoint, the integer export and (through the
+model id) the `.nz` header, so no size is a hidden constant anywhere else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+
+VOCAB_SIZE = 256  # byte-level: one output symbol per byte value
+BOS = 256  # input id fed before the first byte of every stream, so the first byte has a context
+INPUT_VOCAB = VOCAB_SIZE + 1
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    arch: str = "ssm"  # "ssm" is the only backbone so far
+    d_model: int = 256  # width of the residual stream
+    n_layer: int = 4
+    expand: int = 2  # d_inner = expand * d_model
+    headdim: int = 64  # channels per SSM head; n_heads = d_inner / headdim
+    d_state: int = 32  # N, the state size per channel
+    d_conv: int = 4  # width of the short causal convolution
+    chunk_size: int = 64  # chunk length of the parallel (training) scan; no effect on results
+    mlp: str = "none"  # MLP sub-block after each mixer: "none" so far
+    retrieval: str = "none"  # retrieval features: "none" (stub that adds nothing)
+
+    @property
+    def d_inner(self) -> int:
+        return self.expand * self.d_model
+
+    @property
+    def n_heads(self) -> int:
+        return self.d_inner // self.headdim
+
+    @property
+    def conv_dim(self) -> int:
+        # The convolution runs over x, B and C together, as in Mamba-2.
+        return self.d_inner + 2 * self.d_state
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first field whose value cannot build a model."""
+        positive = ["d_model", "n_layer", "expand", "headdim", "d_state", "d_conv", "chunk_size"]
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"config field {name} must be a positive integer, got {value!r}")
+        if self.d_inner % self.headdim:
+            raise ValueError(
+                f"d_inner ({self.d_inner}) must be a multiple of headdim ({self.headdim})"
+            )
+        # Integer matmul sums of int8 x int8 stay below 2**24 only for K <= 1024, which keeps
+        # float32 kernels exact in any summation order (see docs/inference-spec.md).
+        if max(self.d_model, self.d_inner) > 1024:
+            raise ValueError(
+                f"d_model and d_inner must be <= 1024 for exact int8 matmuls, "
+                f"got d_model={self.d_model}, d_inner={self.d_inner}"
+            )
+        if self.arch != "ssm":
+            raise ValueError(f"unknown arch {self.arch!r}; expected 'ssm'")
+        if self.mlp != "none":
+            raise ValueError(f"unknown mlp {self.mlp!r}; expected 'none'")
+        if self.retrieval != "none":
+            raise ValueError(f"unknown retrieval {self.retrieval!r}; expected 'none'")
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown config keys {unknown}; known keys: {sorted(known)}")
+        config = cls(**data)
+        config.validate()
+        return config
+
+
+PRESETS: dict[str, ModelConfig] = {
+    # Sized so that training reaches a useful model on a 2-core CPU in under an hour.
+    "small": ModelConfig(d_model=192, n_layer=4, expand=2, headdim=48, d_state=32),
+    # The reference scale of the design, about 10M parameters; needs a GPU to train.
+    "base": ModelConfig(d_model=512, n_layer=8, expand=2, headdim=64, d_state=64),
+    # A few thousand parameters, for tests only.
+    "tiny": ModelConfig(d_model=32, n_layer=2, expand=2, headdim=16, d_state=8, chunk_size=16),
+}
+
+
+def parse_override(text: str) -> tuple[str, object]:
+    """Parse one `key=value` override; the value is read as JSON when it parses, else as a string."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise ValueError(f"invalid override {text!r}; expected key=value, e.g. d_model=128")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key.strip(), value
+
+
+def build_config(preset: str, overrides: list[str] | None = None) -> ModelConfig:
+    """Return the preset's config with `key=value` overrides applied, validated."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; expected one of {sorted(PRESETS)}")
+    data = dataclasses.asdict(PRESETS[preset])
+    for text in overrides or []:
+        key, value = parse_override(text)
+        data[key] = value
+    return ModelConfig.from_dict(data)

@@ -1,0 +1,87 @@
+"""Training data: byte corpora, the fixed enwik8-head split, and random training windows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from nnzip.config import BOS
+from nnzip.errors import NNZipError
+
+TRAIN_END = 3_200_000  # enwik8-head bytes [0, TRAIN_END) are for training
+VALID_END = 3_600_000  # bytes [TRAIN_END, VALID_END) are validation only
+
+
+def find_shared_data() -> Path | None:
+    """Return the `shared/data` folder beside or inside the checkout, if there is one."""
+    root = Path(__file__).resolve().parent.parent
+    for candidate in (root.parent / "shared" / "data", root / "shared" / "data"):
+        if (candidate / "enwik8-head").is_file():
+            return candidate
+    return None
+
+
+def read_bytes(path: Path) -> np.ndarray:
+    try:
+        return np.frombuffer(Path(path).read_bytes(), dtype=np.uint8)
+    except OSError as err:
+        raise NNZipError(f"cannot read training data {path}: {err.strerror}") from err
+
+
+def enwik8_split(path: Path, split: str) -> np.ndarray:
+    """Return the train or validation part of an enwik8 prefix of at least VALID_END bytes."""
+    data = read_bytes(path)
+    if len(data) < VALID_END:
+        raise NNZipError(f"{path} has {len(data)} bytes; the enwik8 split needs at least {VALID_END}")
+    if split == "train":
+        return data[:TRAIN_END]
+    if split == "valid":
+        return data[TRAIN_END:VALID_END]
+    raise ValueError(f"unknown split {split!r}; expected 'train' or 'valid'")
+
+
+def load_corpus(spec: str) -> np.ndarray:
+    """Load training bytes from `enwik8-train`, `gutenberg`, a file or a folder of files.
+
+    `enwik8-train` and `gutenberg` read the shared data folder; validation bytes are never
+    returned for training.
+    """
+    shared = find_shared_data()
+    if spec in ("enwik8-train", "gutenberg"):
+        if shared is None:
+            raise NNZipError(f"corpus {spec!r} needs the shared data folder; pass files instead")
+        if spec == "enwik8-train":
+            return enwik8_split(shared / "enwik8-head", "train")
+        spec = str(shared / "gutenberg")
+    path = Path(spec)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix == ".txt")
+        return np.concatenate([read_bytes(p) for p in files]) if files else np.zeros(0, np.uint8)
+    if not path.exists():
+        raise NNZipError(f"training data {spec} not found; expected a file, a folder or enwik8-train")
+    return read_bytes(path)
+
+
+def sample_windows(data: np.ndarray, batch: int, length: int, rng: np.random.Generator):
+    """Draw `batch` random windows of `length` bytes.
+
+    Returns inputs (batch, length) as int64 ids starting with BOS, and targets (batch, length):
+    the model sees BOS and then each byte, exactly as a coding stream that starts from a fresh
+    state at an arbitrary offset of a file.
+    """
+    if len(data) < length:
+        raise NNZipError(f"training data has {len(data)} bytes; need at least one window of {length}")
+    starts = rng.integers(0, len(data) - length + 1, size=batch)
+    targets = np.stack([data[s : s + length] for s in starts]).astype(np.int64)
+    inputs = np.concatenate([np.full((batch, 1), BOS, np.int64), targets[:, :-1]], axis=1)
+    return inputs, targets
+
+
+def validation_windows(data: np.ndarray, count: int, length: int):
+    """Evenly spaced windows of validation bytes, the same on every call."""
+    count = max(1, min(count, len(data) // length))
+    starts = np.linspace(0, len(data) - length, count).astype(np.int64)
+    targets = np.stack([data[s : s + length] for s in starts]).astype(np.int64)
+    inputs = np.concatenate([np.full((count, 1), BOS, np.int64), targets[:, :-1]], axis=1)
+    return inputs, targets

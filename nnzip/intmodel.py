@@ -1,0 +1,188 @@
+"""The exported integer model: exact one-step inference over many streams, numpy only.
+
+This is the reference implementation of docs/inference-spec.md. Every value that decides a
+frequency is an integer computed by nnzip.fixedpoint, so the encoder and the decoder (and any
+other implementation of the spec) get the same frequencies bit for bit. Torch is not needed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nnzip.coder import TOTAL as FREQ_TOTAL
+from nnzip.config import VOCAB_SIZE, ModelConfig
+from nnzip.errors import ModelLoadError
+from nnzip.fixedpoint import INT8_MAX, clamp_int8, exact_matmul, requantize, rms_normalize
+
+EXPORT_FORMAT = "nnzip-int"
+EXPORT_VERSION = 1
+
+# Fixed-point constants of export version 1; the spec explains each bound.
+GAIN_BITS = 16  # RMSNorm gains carry 16 fractional bits
+DECAY_BITS = 20  # exp(Δ A) in Q20
+DELTA_BITS = 16  # Δ in Q16
+LOGIT_BITS = 6  # logits in units of 1/64 nat
+RESIDUAL_LIMIT = (1 << 23) - 1  # the residual stream saturates at ±RESIDUAL_LIMIT
+STATE_LIMIT = (1 << 24) - 1  # SSM state entries saturate at ±STATE_LIMIT
+FREE_MASS = FREQ_TOTAL - VOCAB_SIZE
+
+
+def table_lookup(table: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Look up int8 inputs q in [-127, 127] in a 255-entry table."""
+    return table[q + INT8_MAX]
+
+
+def frequencies_from_logits(logits: np.ndarray, exp_table: np.ndarray) -> np.ndarray:
+    """Integer frequencies (b, 256) from fixed-point logits (b, 256), shared by encoder and decoder.
+
+    Invariants: every frequency >= 1 and each row sums to exactly FREQ_TOTAL. With
+    d = min(max(logits) - logits, len(exp_table) - 1) and e = exp_table[d] (e of the top byte is
+    2**30), f = 1 + floor(e * FREE_MASS / sum(e)); the remainder FREQ_TOTAL - sum(f) >= 0 is
+    added to the first byte with the largest logit.
+    """
+    top = logits.max(axis=-1, keepdims=True)
+    distance = np.minimum(top - logits, len(exp_table) - 1)
+    weights = exp_table[distance]  # (b, 256), each <= 2**30
+    total = weights.sum(axis=-1, keepdims=True)
+    freqs = 1 + (weights * FREE_MASS) // total
+    remainder = FREQ_TOTAL - freqs.sum(axis=-1)
+    rows = np.arange(len(freqs))
+    freqs[rows, logits.argmax(axis=-1)] += remainder
+    return freqs
+
+
+def model_id(config_json: str, tensors: dict[str, np.ndarray]) -> bytes:
+    """Return the 32-byte sha256 of the config and tensors in canonical order (inference spec)."""
+    digest = hashlib.sha256()
+    digest.update(b"nnzip-model\n")
+    digest.update(config_json.encode())
+    for name in sorted(tensors):
+        array = np.ascontiguousarray(tensors[name])
+        header = f"\n{name}\n{array.dtype.str}\n{list(array.shape)}\n"
+        digest.update(header.encode())
+        digest.update(array.astype(array.dtype.newbyteorder("<")).tobytes())
+    return digest.digest()
+
+
+@dataclass
+class IntState:
+    """Recurrent state of a batch of streams: per layer conv window and SSM state, int64."""
+
+    conv: list[np.ndarray]  # (b, conv_dim, K-1), oldest input first
+    ssm: list[np.ndarray]  # (b, H, P, N)
+
+
+class IntModel:
+    """Integer-exact inference of an exported model (see docs/inference-spec.md)."""
+
+    def __init__(self, config: ModelConfig, tensors: dict[str, np.ndarray]) -> None:
+        self.config = config
+        self.tensors = tensors
+        self.id = model_id(config.to_json(), tensors)
+        self.t = {name: value.astype(np.int64) for name, value in tensors.items()}
+        # float64 copies of the matmul weights, transposed to (K, M), for exact_matmul.
+        self.weights_t = {
+            name: value.astype(np.float64).T.copy()
+            for name, value in self.t.items()
+            if name.endswith("proj.weight") or name == "head.weight"
+        }
+
+    @classmethod
+    def load(cls, path: str | Path) -> IntModel:
+        """Load an export written by nnzip.export; raise ModelLoadError on any problem."""
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file, safe_open
+
+        path = Path(path)
+        if not path.is_file():
+            raise ModelLoadError(f"model file {path} not found")
+        try:
+            with safe_open(str(path), framework="numpy") as handle:
+                metadata = handle.metadata() or {}
+            tensors = load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as err:
+            raise ModelLoadError(f"cannot read model {path}: {err}") from err
+        if metadata.get("format") != EXPORT_FORMAT:
+            raise ModelLoadError(f"{path} is not an nnzip integer export (format {metadata.get('format')!r})")
+        version = int(metadata.get("version", "0"))
+        if version != EXPORT_VERSION:
+            raise ModelLoadError(f"{path} has export version {version}; this nnzip reads {EXPORT_VERSION}")
+        try:
+            config = ModelConfig.from_dict(json.loads(metadata["config"]))
+        except (KeyError, ValueError, TypeError) as err:
+            raise ModelLoadError(f"{path} has an invalid config: {err}") from err
+        return cls(config, tensors)
+
+    def initial_state(self, batch: int) -> IntState:
+        c = self.config
+        conv = [np.zeros((batch, c.conv_dim, c.d_conv - 1), np.int64) for _ in range(c.n_layer)]
+        ssm = [np.zeros((batch, c.n_heads, c.headdim, c.d_state), np.int64) for _ in range(c.n_layer)]
+        return IntState(conv=conv, ssm=ssm)
+
+    def linear(self, name: str, q: np.ndarray) -> np.ndarray:
+        """Requantized int8 matmul: requantize(q @ W^T, multiplier, shift) per output row."""
+        acc = exact_matmul(q, self.weights_t[f"{name}.weight"])
+        return requantize(acc, self.t[f"{name}.multiplier"], self.t[f"{name}.shift"])
+
+    def mixer_step(self, i: int, x: np.ndarray, state: IntState) -> np.ndarray:
+        """Advance layer i by one position; x (b, D) residual -> (b, D) residual."""
+        c, t, p = self.config, self.t, f"layers.{i}."
+        b = x.shape[0]
+
+        # Norm and input projection into the gate z, the conv input and dt.
+        u = rms_normalize(x, t[p + "norm.gain"], GAIN_BITS)
+        zxbcdt = clamp_int8(self.linear(p + "in_proj", u))
+        z, xbc, dt = np.split(zxbcdt, [c.d_inner, c.d_inner + c.conv_dim], axis=-1)
+
+        # Short causal convolution over the last K inputs, then SiLU by table.
+        window = np.concatenate([state.conv[i], xbc[:, :, None]], axis=-1)  # (b, conv_dim, K)
+        state.conv[i] = window[:, :, 1:]
+        acc = (window * t[p + "conv.weight"]).sum(axis=-1) + t[p + "conv.bias"]
+        conv = clamp_int8(requantize(acc, t[p + "conv.multiplier"], t[p + "conv.shift"]))
+        xbc = table_lookup(t[p + "silu_table"], conv)
+        xs, B, C = np.split(xbc, [c.d_inner, c.d_inner + c.d_state], axis=-1)
+        xs = xs.reshape(b, c.n_heads, c.headdim)
+
+        # Δ and exp(Δ A) per head by table, then the state update with saturation.
+        heads = np.arange(c.n_heads)
+        delta = t[p + "delta_table"][heads, dt + INT8_MAX]  # (b, H), Q16
+        decay = t[p + "decay_table"][heads, dt + INT8_MAX]  # (b, H), Q20
+        # In place, since the state is the largest array of the step. The input term is
+        # requantize(Δ x B, m, s); multiplying Δ x by m before B gives the same integers and
+        # stays below 2**57 (Δ x m < 2**50, |B| <= 127).
+        h = state.ssm[i]
+        h *= decay[:, :, None, None]
+        h += 1 << (DECAY_BITS - 1)
+        h >>= DECAY_BITS
+        shift = int(t[p + "ssm.input_shift"][0])
+        scaled = delta[:, :, None] * xs * t[p + "ssm.input_multiplier"][0]  # (b, H, P)
+        inc = scaled[..., None] * B[:, None, None, :]  # (b, H, P, N)
+        inc += 1 << (shift - 1)
+        inc >>= shift
+        h += inc
+        np.clip(h, -STATE_LIMIT, STATE_LIMIT, out=h)
+
+        # Output: C h plus the D skip, gated by SiLU(z), projected back to the residual.
+        ch = np.einsum("bhpn,bn->bhp", h.astype(np.float64), C.astype(np.float64)).astype(np.int64)
+        y = requantize(ch, t[p + "y.c_multiplier"], t[p + "y.c_shift"])
+        skip = t[p + "D"][None, :, None] * xs
+        y = clamp_int8(y + requantize(skip, t[p + "y.d_multiplier"], t[p + "y.d_shift"]))
+        gate = table_lookup(t[p + "gate_table"], z)
+        gated = y.reshape(b, c.d_inner) * gate
+        out = clamp_int8(requantize(gated, t[p + "gate.multiplier"], t[p + "gate.shift"]))
+        residual = x + self.linear(p + "out_proj", out)
+        return np.clip(residual, -RESIDUAL_LIMIT, RESIDUAL_LIMIT)
+
+    def step(self, ids: np.ndarray, state: IntState) -> np.ndarray:
+        """Feed one input id per stream (b,) and return next-byte frequencies (b, 256)."""
+        x = self.t["embedding"][ids]
+        for i in range(self.config.n_layer):
+            x = self.mixer_step(i, x, state)
+        u = rms_normalize(x, self.t["norm_f.gain"], GAIN_BITS)
+        logits = self.linear("head", u)
+        return frequencies_from_logits(logits, self.t["head.exp_table"])

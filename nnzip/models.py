@@ -1,0 +1,75 @@
+"""Where shipped models live, which one is the default, and loading by name, path or id."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from nnzip.errors import ModelLoadError
+from nnzip.intmodel import IntModel
+
+DEFAULT_MODEL = "nnzip-small-v1.safetensors"
+MODEL_SUFFIX = ".safetensors"
+
+
+def model_dir() -> Path:
+    """The folder of shipped models: $NNZIP_MODEL_DIR, else the one inside the installed
+    package (wheels), else `models/` of the source checkout."""
+    override = os.environ.get("NNZIP_MODEL_DIR")
+    if override:
+        return Path(override)
+    package = Path(__file__).resolve().parent
+    for candidate in (package / "_models", package.parent / "models"):
+        if candidate.is_dir():
+            return candidate
+    return package.parent / "models"
+
+
+def default_model_path() -> Path:
+    """Path of the default model shipped with nnzip."""
+    return model_dir() / DEFAULT_MODEL
+
+
+def resolve_model(spec: str | os.PathLike | None) -> Path:
+    """Turn a model argument into a file path: None is the default model, an existing path is
+    taken as is, anything else is looked up by name in the model folder."""
+    if spec is None:
+        return default_model_path()
+    path = Path(spec)
+    if path.is_file():
+        return path
+    for name in (str(spec), str(spec) + MODEL_SUFFIX):
+        candidate = model_dir() / name
+        if candidate.is_file():
+            return candidate
+    raise ModelLoadError(f"model {spec} not found as a file or in {model_dir()}")
+
+
+@lru_cache(maxsize=8)
+def _load_cached(path: str, mtime_ns: int) -> IntModel:
+    return IntModel.load(path)
+
+
+def load_model(spec: str | os.PathLike | None = None) -> IntModel:
+    """Load (and cache) the integer model named by `spec`; see `resolve_model`."""
+    path = resolve_model(spec)
+    try:
+        mtime = path.stat().st_mtime_ns
+    except OSError as err:
+        raise ModelLoadError(f"model file {path} not found") from err
+    return _load_cached(str(path), mtime)
+
+
+def find_model_by_id(model_id: bytes) -> Path | None:
+    """Return the model in the model folder whose id starts with `model_id`, if any."""
+    folder = model_dir()
+    if not folder.is_dir():
+        return None
+    for path in sorted(folder.glob("*" + MODEL_SUFFIX)):
+        try:
+            if load_model(path).id.startswith(model_id):
+                return path
+        except ModelLoadError:
+            continue
+    return None
