@@ -7,10 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from nnzip.config import BOS
+from nnzip.datasets import load_split
 from nnzip.errors import NNZipError
-
-TRAIN_END = 3_200_000  # enwik8-head bytes [0, TRAIN_END) are for training
-VALID_END = 3_600_000  # bytes [TRAIN_END, VALID_END) are validation only
 
 
 def find_shared_data() -> Path | None:
@@ -30,15 +28,8 @@ def read_bytes(path: Path) -> np.ndarray:
 
 
 def enwik8_split(path: Path, split: str) -> np.ndarray:
-    """Return the train or validation part of an enwik8 prefix of at least VALID_END bytes."""
-    data = read_bytes(path)
-    if len(data) < VALID_END:
-        raise NNZipError(f"{path} has {len(data)} bytes; the enwik8 split needs at least {VALID_END}")
-    if split == "train":
-        return data[:TRAIN_END]
-    if split == "valid":
-        return data[TRAIN_END:VALID_END]
-    raise ValueError(f"unknown split {split!r}; expected 'train' or 'valid'")
+    """Return the `train` or `validation` bytes of an enwik8 prefix (see nnzip.datasets.SPLITS)."""
+    return np.frombuffer(load_split(path, split), dtype=np.uint8)
 
 
 def load_corpus(spec: str) -> np.ndarray:

@@ -71,7 +71,7 @@ def load_validation(spec: str) -> np.ndarray | None:
         shared = find_shared_data()
         if shared is None:
             raise NNZipError("validation set 'enwik8-valid' needs the shared data folder; pass --valid FILE")
-        return enwik8_split(shared / "enwik8-head", "valid")
+        return enwik8_split(shared / "enwik8-head", "validation")
     return np.frombuffer(Path(spec).read_bytes(), dtype=np.uint8)
 
 
