@@ -15,13 +15,14 @@ import numpy as np
 
 from nnzip.coder import RangeDecoder, RangeEncoder
 from nnzip.config import BOS
-from nnzip.container import Header, model_id_hex, pack, unpack
+from nnzip.container import MODEL_ID_SIZE, Header, model_id_hex, pack, unpack
 from nnzip.errors import ChecksumError, InvalidDataError, ModelMismatchError
 from nnzip.intmodel import IntModel
 
 MAX_STREAMS = 64  # streams coded side by side; more streams mean bigger batches per step
 MIN_STREAM_LENGTH = 4096  # shorter streams would spend too much of each one warming up the state
-MODEL_ID_BYTES = 16  # the container stores the first 16 bytes of the model's sha256 id
+MODEL_ID_BYTES = MODEL_ID_SIZE  # the container stores the first 16 bytes of the model's sha256 id
+ENCODE_BLOCK = 256  # positions per encoder block; (streams, 256, 256) int64 frequencies stay small
 
 Progress = Callable[[int], None]  # called with the number of bytes coded since the last call
 
@@ -45,8 +46,27 @@ def previous_ids(streams: list[np.ndarray], t: int) -> np.ndarray:
     return np.array([s[t - 1] if t - 1 < len(s) else 0 for s in streams], np.int64)
 
 
+def padded_blocks(streams: list[np.ndarray], width: int):
+    """Yield (start, inputs, targets) blocks of `width` positions over all streams.
+
+    inputs (b, T) hold BOS then each stream's bytes; positions past a stream's end are padded
+    with 0 and their outputs are not used.
+    """
+    longest = max((len(s) for s in streams), default=0)
+    targets = np.zeros((len(streams), longest), np.int64)
+    for i, stream in enumerate(streams):
+        targets[i, : len(stream)] = stream
+    inputs = np.concatenate([np.full((len(streams), 1), BOS, np.int64), targets[:, :-1]], axis=1)
+    for start in range(0, longest, width):
+        yield start, inputs[:, start : start + width], targets[:, start : start + width]
+
+
 def compress(data: bytes, model: IntModel, progress: Progress | None = None) -> bytes:
-    """Return the `.nz` container of `data` coded with `model`."""
+    """Return the `.nz` container of `data` coded with `model`.
+
+    The encoder knows every byte, so it runs the model over blocks of ENCODE_BLOCK positions
+    (IntModel.block gives exactly the frequencies of single steps) and then codes them.
+    """
     view = np.frombuffer(data, dtype=np.uint8)
     lengths = stream_lengths(len(view))
     offsets = np.cumsum([0] + lengths)
@@ -54,15 +74,17 @@ def compress(data: bytes, model: IntModel, progress: Progress | None = None) -> 
     encoders = [RangeEncoder() for _ in streams]
     state = model.initial_state(len(streams))
 
-    for t in range(max(lengths, default=0)):
-        freqs = model.step(previous_ids(streams, t), state)
-        cums = np.cumsum(freqs, axis=1) - freqs
-        for i, stream in enumerate(streams):
-            if t < len(stream):
-                symbol = stream[t]
-                encoders[i].encode(int(cums[i, symbol]), int(freqs[i, symbol]))
+    for start, inputs, targets in padded_blocks(streams, ENCODE_BLOCK):
+        freqs = model.block(inputs, state)  # (b, T, 256)
+        freq = np.take_along_axis(freqs, targets[..., None], axis=-1)[..., 0]
+        cum = (np.cumsum(freqs, axis=-1) - freqs)
+        cum = np.take_along_axis(cum, targets[..., None], axis=-1)[..., 0]
+        for i, encoder in enumerate(encoders):
+            count = max(0, min(len(streams[i]) - start, inputs.shape[1]))
+            for c, f in zip(cum[i, :count].tolist(), freq[i, :count].tolist()):
+                encoder.encode(c, f)
         if progress:
-            progress(sum(1 for s in streams if t < len(s)))
+            progress(sum(max(0, min(len(s) - start, inputs.shape[1])) for s in streams))
 
     payloads = [encoder.finish() for encoder in encoders]
     header = Header(

@@ -125,64 +125,93 @@ class IntModel:
         return IntState(conv=conv, ssm=ssm)
 
     def linear(self, name: str, q: np.ndarray) -> np.ndarray:
-        """Requantized int8 matmul: requantize(q @ W^T, multiplier, shift) per output row."""
-        acc = exact_matmul(q, self.weights_t[f"{name}.weight"])
-        return requantize(acc, self.t[f"{name}.multiplier"], self.t[f"{name}.shift"])
+        """Requantized int8 matmul over the last axis: requantize(q @ W^T, multiplier, shift) per row."""
+        lead = q.shape[:-1]
+        acc = exact_matmul(q.reshape(-1, q.shape[-1]), self.weights_t[f"{name}.weight"])
+        out = requantize(acc, self.t[f"{name}.multiplier"], self.t[f"{name}.shift"])
+        return out.reshape(*lead, -1)
 
-    def mixer_step(self, i: int, x: np.ndarray, state: IntState) -> np.ndarray:
-        """Advance layer i by one position; x (b, D) residual -> (b, D) residual."""
+    def convolve(self, i: int, xbc: np.ndarray, state: IntState) -> np.ndarray:
+        """Causal depthwise convolution of xbc (b, T, conv_dim) continuing the conv state."""
+        t, p, K = self.t, f"layers.{i}.", self.config.d_conv
+        T = xbc.shape[1]
+        sequence = np.concatenate([state.conv[i], xbc.transpose(0, 2, 1)], axis=-1)  # (b, CD, K-1+T)
+        state.conv[i] = sequence[:, :, T:]
+        weight = t[p + "conv.weight"]
+        acc = sum(sequence[:, :, k : k + T] * weight[:, k : k + 1] for k in range(K))  # (b, CD, T)
+        acc = acc.transpose(0, 2, 1) + t[p + "conv.bias"]
+        return clamp_int8(requantize(acc, t[p + "conv.multiplier"], t[p + "conv.shift"]))
+
+    def scan(self, i: int, dt, xs, B, C, state: IntState) -> np.ndarray:
+        """Run the SSM state over T positions; returns C h per position, (b, T, H, P).
+
+        The state update is in place, since the state is the largest array. The input term is
+        requantize(Δ x B, m, s); multiplying Δ x by m before B gives the same integers and stays
+        below 2**57 (Δ x m < 2**50, |B| <= 127).
+        """
+        t, p, c = self.t, f"layers.{i}.", self.config
+        heads = np.arange(c.n_heads)
+        delta = t[p + "delta_table"][heads, dt + INT8_MAX]  # (b, T, H), Q16
+        decay = t[p + "decay_table"][heads, dt + INT8_MAX]  # (b, T, H), Q20
+        shift = int(t[p + "ssm.input_shift"][0])
+        scaled = delta[..., None] * xs * t[p + "ssm.input_multiplier"][0]  # (b, T, H, P)
+        Cf = C.astype(np.float64)
+        h = state.ssm[i]
+        out = np.empty(xs.shape, np.int64)
+        for step in range(xs.shape[1]):
+            h *= decay[:, step, :, None, None]
+            h += 1 << (DECAY_BITS - 1)
+            h >>= DECAY_BITS
+            inc = scaled[:, step, :, :, None] * B[:, step, None, None, :]  # (b, H, P, N)
+            inc += 1 << (shift - 1)
+            inc >>= shift
+            h += inc
+            np.clip(h, -STATE_LIMIT, STATE_LIMIT, out=h)
+            # Exact in float64: |h| < 2**24, |C| <= 127 and N <= 64 keep the sum below 2**38.
+            out[:, step] = np.einsum("bhpn,bn->bhp", h.astype(np.float64), Cf[:, step])
+        return out
+
+    def mixer_block(self, i: int, x: np.ndarray, state: IntState) -> np.ndarray:
+        """Advance layer i by T positions; x (b, T, D) residual -> (b, T, D) residual."""
         c, t, p = self.config, self.t, f"layers.{i}."
-        b = x.shape[0]
+        b, T, _ = x.shape
 
         # Norm and input projection into the gate z, the conv input and dt.
         u = rms_normalize(x, t[p + "norm.gain"], GAIN_BITS)
         zxbcdt = clamp_int8(self.linear(p + "in_proj", u))
         z, xbc, dt = np.split(zxbcdt, [c.d_inner, c.d_inner + c.conv_dim], axis=-1)
 
-        # Short causal convolution over the last K inputs, then SiLU by table.
-        window = np.concatenate([state.conv[i], xbc[:, :, None]], axis=-1)  # (b, conv_dim, K)
-        state.conv[i] = window[:, :, 1:]
-        acc = (window * t[p + "conv.weight"]).sum(axis=-1) + t[p + "conv.bias"]
-        conv = clamp_int8(requantize(acc, t[p + "conv.multiplier"], t[p + "conv.shift"]))
-        xbc = table_lookup(t[p + "silu_table"], conv)
+        # Short causal convolution, SiLU by table, and the selective scan.
+        xbc = table_lookup(t[p + "silu_table"], self.convolve(i, xbc, state))
         xs, B, C = np.split(xbc, [c.d_inner, c.d_inner + c.d_state], axis=-1)
-        xs = xs.reshape(b, c.n_heads, c.headdim)
-
-        # Δ and exp(Δ A) per head by table, then the state update with saturation.
-        heads = np.arange(c.n_heads)
-        delta = t[p + "delta_table"][heads, dt + INT8_MAX]  # (b, H), Q16
-        decay = t[p + "decay_table"][heads, dt + INT8_MAX]  # (b, H), Q20
-        # In place, since the state is the largest array of the step. The input term is
-        # requantize(Δ x B, m, s); multiplying Δ x by m before B gives the same integers and
-        # stays below 2**57 (Δ x m < 2**50, |B| <= 127).
-        h = state.ssm[i]
-        h *= decay[:, :, None, None]
-        h += 1 << (DECAY_BITS - 1)
-        h >>= DECAY_BITS
-        shift = int(t[p + "ssm.input_shift"][0])
-        scaled = delta[:, :, None] * xs * t[p + "ssm.input_multiplier"][0]  # (b, H, P)
-        inc = scaled[..., None] * B[:, None, None, :]  # (b, H, P, N)
-        inc += 1 << (shift - 1)
-        inc >>= shift
-        h += inc
-        np.clip(h, -STATE_LIMIT, STATE_LIMIT, out=h)
+        xs = xs.reshape(b, T, c.n_heads, c.headdim)
+        ch = self.scan(i, dt, xs, B, C, state)
 
         # Output: C h plus the D skip, gated by SiLU(z), projected back to the residual.
-        ch = np.einsum("bhpn,bn->bhp", h.astype(np.float64), C.astype(np.float64)).astype(np.int64)
         y = requantize(ch, t[p + "y.c_multiplier"], t[p + "y.c_shift"])
-        skip = t[p + "D"][None, :, None] * xs
+        skip = t[p + "D"][:, None] * xs
         y = clamp_int8(y + requantize(skip, t[p + "y.d_multiplier"], t[p + "y.d_shift"]))
         gate = table_lookup(t[p + "gate_table"], z)
-        gated = y.reshape(b, c.d_inner) * gate
+        gated = y.reshape(b, T, c.d_inner) * gate
         out = clamp_int8(requantize(gated, t[p + "gate.multiplier"], t[p + "gate.shift"]))
         residual = x + self.linear(p + "out_proj", out)
         return np.clip(residual, -RESIDUAL_LIMIT, RESIDUAL_LIMIT)
 
-    def step(self, ids: np.ndarray, state: IntState) -> np.ndarray:
-        """Feed one input id per stream (b,) and return next-byte frequencies (b, 256)."""
+    def block(self, ids: np.ndarray, state: IntState) -> np.ndarray:
+        """Feed T input ids per stream (b, T); return the frequencies after each, (b, T, 256).
+
+        Every operation but the state recurrence is row-wise, so a block of T positions gives
+        exactly the integers of T single steps; the encoder, which knows all bytes, uses blocks.
+        """
         x = self.t["embedding"][ids]
         for i in range(self.config.n_layer):
-            x = self.mixer_step(i, x, state)
+            x = self.mixer_block(i, x, state)
         u = rms_normalize(x, self.t["norm_f.gain"], GAIN_BITS)
         logits = self.linear("head", u)
-        return frequencies_from_logits(logits, self.t["head.exp_table"])
+        b, T, _ = logits.shape
+        freqs = frequencies_from_logits(logits.reshape(b * T, -1), self.t["head.exp_table"])
+        return freqs.reshape(b, T, -1)
+
+    def step(self, ids: np.ndarray, state: IntState) -> np.ndarray:
+        """Feed one input id per stream (b,) and return next-byte frequencies (b, 256)."""
+        return self.block(ids[:, None], state)[:, 0]
