@@ -81,10 +81,10 @@ class ModelConfig:
 
 
 PRESETS: dict[str, ModelConfig] = {
-    # Sized so that training reaches a useful model on a 2-core CPU in under an hour.
+    # 1.05M parameters, sized so that training reaches a useful model on a 2-core CPU in under an hour.
     "small": ModelConfig(d_model=192, n_layer=4, expand=2, headdim=48, d_state=32),
-    # The reference scale of the design, about 10M parameters; needs a GPU to train.
-    "base": ModelConfig(d_model=512, n_layer=8, expand=2, headdim=64, d_state=64),
+    # The reference scale of the design, 10.2M parameters; needs a GPU to train.
+    "base": ModelConfig(d_model=512, n_layer=6, expand=2, headdim=64, d_state=64),
     # A few thousand parameters, for tests only.
     "tiny": ModelConfig(d_model=32, n_layer=2, expand=2, headdim=16, d_state=8, chunk_size=16),
 }

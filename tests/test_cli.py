@@ -1,0 +1,258 @@
+"""Command line tests: success paths run through CliRunner, failures through a real
+`python -m nnzip` process, so the tests check the exit code and stderr that a shell gets."""
+
+import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from nnzip.cli import app
+from nnzip.container import pack, unpack
+from nnzip.intmodel import IntModel
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TEXT = b"The quick brown fox jumps over the lazy dog.\n" * 20
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(app, list(args))
+
+
+def run_nnzip(*args: str, cwd: Path, model_dir: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    if model_dir is not None:
+        env["NNZIP_MODEL_DIR"] = str(model_dir)
+    return subprocess.run(
+        [sys.executable, "-m", "nnzip", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Contents of every file under `folder`, by relative path."""
+    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def assert_clean_failure(result: subprocess.CompletedProcess, folder: Path, before: dict[str, bytes]) -> str:
+    """Check the failure contract and return the error message."""
+    lines = result.stderr.splitlines()
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert len(lines) == 1, f"expected one stderr line, got: {result.stderr!r}"
+    assert lines[0].startswith("nnzip: error: ")
+    assert result.stdout == ""
+    assert list(folder.glob(".*.tmp")) == []
+    assert sorted(snapshot(folder)) == sorted(before), "files were created or removed"
+    assert snapshot(folder) == before, "a file changed"
+    return lines[0]
+
+
+@pytest.fixture
+def text_file(tmp_path: Path) -> Path:
+    path = tmp_path / "notes.txt"
+    path.write_bytes(TEXT)
+    return path
+
+
+@pytest.fixture
+def nz_file(text_file: Path, tiny_model_path: Path) -> Path:
+    """notes.txt.nz beside notes.txt, compressed with the tiny model."""
+    result = invoke("compress", str(text_file), "--model", str(tiny_model_path), "--quiet")
+    assert result.exit_code == 0, result.stderr
+    return text_file.with_name("notes.txt.nz")
+
+
+def test_roundtrip(tmp_path, text_file, tiny_model_path):
+    packed, unpacked = tmp_path / "packed.nz", tmp_path / "unpacked.txt"
+
+    compressed = invoke("compress", str(text_file), "-o", str(packed), "--model", str(tiny_model_path))
+    assert compressed.exit_code == 0, compressed.stderr
+    decompressed = invoke("decompress", str(packed), "-o", str(unpacked), "--model", str(tiny_model_path))
+    assert decompressed.exit_code == 0, decompressed.stderr
+
+    assert unpacked.read_bytes() == TEXT
+    assert text_file.read_bytes() == TEXT
+    assert list(tmp_path.glob(".*.tmp")) == []
+
+
+def test_compress_summary(text_file, tiny_model_path):
+    result = invoke("compress", str(text_file), "--model", str(tiny_model_path))
+    assert result.exit_code == 0
+    assert result.stderr.startswith("nnzip: ")
+    assert "bpb" in result.stderr
+
+
+def test_quiet_prints_nothing(text_file, tiny_model_path):
+    result = invoke("compress", str(text_file), "--model", str(tiny_model_path), "--quiet")
+    assert result.exit_code == 0
+    assert result.stderr == ""
+    assert result.stdout == ""
+
+
+def test_default_output_names(nz_file, text_file, tiny_model_path):
+    assert nz_file.is_file()
+    text_file.unlink()
+
+    result = invoke("decompress", str(nz_file), "--model", str(tiny_model_path), "--quiet")
+
+    assert result.exit_code == 0, result.stderr
+    assert text_file.read_bytes() == TEXT
+
+
+def test_force_overwrites(nz_file, text_file, tiny_model_path):
+    nz_file.write_bytes(b"old output")
+    result = invoke("compress", str(text_file), "--model", str(tiny_model_path), "-f", "--quiet")
+    assert result.exit_code == 0, result.stderr
+    assert nz_file.read_bytes() != b"old output"
+    assert unpack(nz_file.read_bytes())[0].original_length == len(TEXT)
+
+
+def test_compress_existing_output(tmp_path, nz_file, text_file, tiny_model_path):
+    nz_file.write_bytes(b"old output")
+    before = snapshot(tmp_path)
+    result = run_nnzip("compress", text_file.name, "--model", str(tiny_model_path), cwd=tmp_path)
+    message = assert_clean_failure(result, tmp_path, before)
+    assert "already exists" in message
+    assert "-f" in message
+
+
+def test_decompress_existing_output(tmp_path, nz_file, text_file, tiny_model_path):
+    before = snapshot(tmp_path)
+    result = run_nnzip("decompress", nz_file.name, "--model", str(tiny_model_path), cwd=tmp_path)
+    message = assert_clean_failure(result, tmp_path, before)
+    assert "already exists" in message
+
+
+@pytest.mark.parametrize("force", [False, True], ids=["plain", "force"])
+def test_output_is_input(tmp_path, text_file, tiny_model_path, force):
+    before = snapshot(tmp_path)
+    args = ["compress", text_file.name, "-o", text_file.name, "--model", str(tiny_model_path)]
+    result = run_nnzip(*args, *(["-f"] if force else []), cwd=tmp_path)
+    message = assert_clean_failure(result, tmp_path, before)
+    assert "is the input file" in message
+
+
+def test_missing_input(tmp_path, tiny_model_path):
+    before = snapshot(tmp_path)
+    result = run_nnzip("compress", "missing.txt", "--model", str(tiny_model_path), cwd=tmp_path)
+    message = assert_clean_failure(result, tmp_path, before)
+    assert "missing.txt" in message
+
+
+def test_directory_input(tmp_path, tiny_model_path):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "inside.txt").write_bytes(b"content")
+    before = snapshot(tmp_path)
+    result = run_nnzip("compress", "folder", "--model", str(tiny_model_path), cwd=tmp_path)
+    message = assert_clean_failure(result, tmp_path, before)
+    assert "is a directory" in message
+
+
+def test_missing_model(tmp_path, text_file):
+    before = snapshot(tmp_path)
+    result = run_nnzip("compress", text_file.name, "--model", "no-such-model", cwd=tmp_path)
+    message = assert_clean_failure(result, tmp_path, before)
+    assert "no-such-model" in message
+
+
+def test_missing_default_model(tmp_path, text_file):
+    empty = tmp_path / "models"
+    empty.mkdir()
+    before = snapshot(tmp_path)
+    result = run_nnzip("compress", text_file.name, cwd=tmp_path, model_dir=empty)
+    message = assert_clean_failure(result, tmp_path, before)
+    assert "not found" in message
+
+
+def test_decompress_without_suffix(tmp_path, text_file, tiny_model_path):
+    before = snapshot(tmp_path)
+    result = run_nnzip("decompress", text_file.name, "--model", str(tiny_model_path), cwd=tmp_path)
+    message = assert_clean_failure(result, tmp_path, before)
+    assert "-o" in message
+
+
+def test_not_nz_file(tmp_path, tiny_model_path):
+    (tmp_path / "fake.nz").write_bytes(TEXT)
+    before = snapshot(tmp_path)
+    result = run_nnzip("decompress", "fake.nz", "--model", str(tiny_model_path), cwd=tmp_path)
+    message = assert_clean_failure(result, tmp_path, before)
+    assert "not an nnzip file" in message
+
+
+def test_not_nz_file_default_model(tmp_path):
+    (tmp_path / "fake.nz").write_bytes(TEXT)
+    before = snapshot(tmp_path)
+    result = run_nnzip("decompress", "fake.nz", cwd=tmp_path, model_dir=tmp_path / "no-models")
+    message = assert_clean_failure(result, tmp_path, before)
+    assert "not an nnzip file" in message
+
+
+def test_truncated_nz(tmp_path, nz_file, text_file, tiny_model_path):
+    text_file.unlink()
+    nz_file.write_bytes(nz_file.read_bytes()[:-3])
+    before = snapshot(tmp_path)
+    result = run_nnzip("decompress", nz_file.name, "--model", str(tiny_model_path), cwd=tmp_path)
+    message = assert_clean_failure(result, tmp_path, before)
+    assert "truncated" in message
+
+
+def test_corrupted_payload_nz(tmp_path, nz_file, text_file, tiny_model_path):
+    text_file.unlink()
+    blob = bytearray(nz_file.read_bytes())
+    blob[-5] ^= 0xFF
+    nz_file.write_bytes(bytes(blob))
+    before = snapshot(tmp_path)
+    result = run_nnzip("decompress", nz_file.name, "--model", str(tiny_model_path), cwd=tmp_path)
+    assert_clean_failure(result, tmp_path, before)
+
+
+def test_checksum_mismatch_nz(tmp_path, nz_file, text_file, tiny_model_path):
+    text_file.unlink()
+    header, payloads = unpack(nz_file.read_bytes())
+    wrong_crc = dataclasses.replace(header, crc32=header.crc32 ^ 1)
+    nz_file.write_bytes(pack(wrong_crc, [bytes(p) for p in payloads]))
+    before = snapshot(tmp_path)
+    result = run_nnzip("decompress", nz_file.name, "--model", str(tiny_model_path), cwd=tmp_path)
+    message = assert_clean_failure(result, tmp_path, before)
+    assert "checksum mismatch" in message
+
+
+def test_wrong_model(tmp_path, nz_file, text_file, tiny_model, other_model, other_model_path):
+    text_file.unlink()
+    before = snapshot(tmp_path)
+    result = run_nnzip("decompress", nz_file.name, "--model", str(other_model_path), cwd=tmp_path)
+    message = assert_clean_failure(result, tmp_path, before)
+    assert tiny_model.id[:16].hex() in message
+    assert other_model.id[:16].hex() in message
+
+
+def test_export_command(tmp_path, tiny_run, tiny_model):
+    path = tmp_path / "exported.safetensors"
+    result = invoke("export", str(tiny_run), "-o", str(path))
+    assert result.exit_code == 0, result.stderr
+    assert IntModel.load(path).id == tiny_model.id, "export is not deterministic"
+
+
+def test_export_existing_output(tmp_path, tiny_run):
+    (tmp_path / "exported.safetensors").write_bytes(b"old")
+    before = snapshot(tmp_path)
+    result = run_nnzip("export", str(tiny_run), "-o", "exported.safetensors", cwd=tmp_path)
+    message = assert_clean_failure(result, tmp_path, before)
+    assert "already exists" in message
+
+
+def test_top_level_help():
+    result = invoke("--help")
+    assert result.exit_code == 0
+    assert "Examples" in result.stdout
+
+
+@pytest.mark.parametrize("command", ["compress", "decompress", "train", "export", "fetch-enwik8"])
+def test_command_help(command):
+    result = invoke(command, "--help")
+    assert result.exit_code == 0
+    assert "Example" in result.stdout
+    assert f"nnzip {command}" in result.stdout
