@@ -106,11 +106,8 @@ def check_model(header: Header, model: IntModel) -> None:
         )
 
 
-def decompress(blob: bytes, model: IntModel, progress: Progress | None = None) -> bytes:
-    """Return the original bytes of a `.nz` container; raise a typed NNZipError on bad input."""
-    header, payloads = unpack(blob)
-    check_model(header, model)
-    lengths = header.stream_lengths
+def decode_streams(payloads, lengths, model: IntModel, progress: Progress | None) -> list[np.ndarray]:
+    """Decode streams that advance together, one model step per position."""
     decoders = [RangeDecoder(p) for p in payloads]
     outputs = [np.zeros(n, np.uint8) for n in lengths]
     state = model.initial_state(len(lengths))
@@ -131,14 +128,32 @@ def decompress(blob: bytes, model: IntModel, progress: Progress | None = None) -
 
     for decoder in decoders:
         decoder.verify_end()
-    data = b"".join(out.tobytes() for out in outputs)
+    return outputs
+
+
+def decompress(blob: bytes, model: IntModel, progress: Progress | None = None) -> bytes:
+    """Return the original bytes of a `.nz` container; raise a typed NNZipError on bad input.
+
+    Streams are decoded MAX_STREAMS at a time, so the model state stays bounded whatever
+    number of streams a (possibly hostile) header lists.
+    """
+    header, payloads = unpack(blob)
+    check_model(header, model)
+    lengths = header.stream_lengths
+    parts: list[bytes] = []
+    for first in range(0, len(lengths), MAX_STREAMS):
+        group = slice(first, first + MAX_STREAMS)
+        outputs = decode_streams(payloads[group], lengths[group], model, progress)
+        parts.extend(out.tobytes() for out in outputs)
+
+    data = b"".join(parts)
     if zlib.crc32(data) != header.crc32:
         raise ChecksumError(
             f"checksum mismatch: stored CRC32 {header.crc32:08x}, decoded {zlib.crc32(data):08x}; "
             "the file is corrupted"
         )
     if len(data) != header.original_length:
-        raise InvalidDataError(f"decoded {len(data)} bytes, header says {header.original_length}")
+        raise InvalidDataError(f"decoded {len(data)} bytes, but the header declares {header.original_length}")
     return data
 
 

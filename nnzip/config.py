@@ -46,7 +46,7 @@ class ModelConfig:
         positive = ["d_model", "n_layer", "expand", "headdim", "d_state", "d_conv", "chunk_size"]
         for name in positive:
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"config field {name} must be a positive integer, got {value!r}")
         if self.d_inner % self.headdim:
             raise ValueError(

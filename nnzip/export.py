@@ -19,6 +19,7 @@ from nnzip.config import BOS
 from nnzip.intmodel import (
     DECAY_BITS,
     DELTA_BITS,
+    EXP_TABLE_LEN,
     EXPORT_FORMAT,
     EXPORT_VERSION,
     GAIN_BITS,
@@ -31,7 +32,6 @@ from nnzip.intmodel import (
 from nnzip.model import DT_MAX, QMAX, ByteSSM
 
 MULTIPLIER_BITS = 24  # multipliers lie in [2**23, 2**24], so value * multiplier fits int64
-EXP_TABLE_LEN = 24 << LOGIT_BITS  # logits more than 24 nats below the top get the last entry
 RESIDUAL_HEADROOM = 8  # calibrated max |residual| maps to RESIDUAL_LIMIT / 8
 STATE_HEADROOM = 8  # calibrated max |state| maps to STATE_LIMIT / 8
 INT8_GRID = np.arange(-QMAX, QMAX + 1, dtype=np.float64)  # inputs of every 255-entry table

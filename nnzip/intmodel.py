@@ -29,6 +29,7 @@ DELTA_BITS = 16  # Δ in Q16
 LOGIT_BITS = 6  # logits in units of 1/64 nat
 RESIDUAL_LIMIT = (1 << 23) - 1  # the residual stream saturates at ±RESIDUAL_LIMIT
 STATE_LIMIT = (1 << 24) - 1  # SSM state entries saturate at ±STATE_LIMIT
+EXP_TABLE_LEN = 24 << LOGIT_BITS  # logits more than 24 nats below the top share the last entry
 FREE_MASS = FREQ_TOTAL - VOCAB_SIZE
 
 
@@ -67,6 +68,60 @@ def model_id(config_json: str, tensors: dict[str, np.ndarray]) -> bytes:
         digest.update(header.encode())
         digest.update(array.astype(array.dtype.newbyteorder("<")).tobytes())
     return digest.digest()
+
+
+def expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """Shape of every tensor of an export of `config` (docs/inference-spec.md, "The file")."""
+    c = config
+    shapes: dict[str, tuple[int, ...]] = {
+        "embedding": (VOCAB_SIZE + 1, c.d_model),
+        "norm_f.gain": (c.d_model,),
+        "head.weight": (VOCAB_SIZE, c.d_model),
+        "head.multiplier": (VOCAB_SIZE,),
+        "head.shift": (VOCAB_SIZE,),
+        "head.exp_table": (EXP_TABLE_LEN,),
+    }
+    rows = 2 * c.d_inner + 2 * c.d_state + c.n_heads
+    for i in range(c.n_layer):
+        p = f"layers.{i}."
+        shapes.update({
+            p + "norm.gain": (c.d_model,),
+            p + "in_proj.weight": (rows, c.d_model),
+            p + "in_proj.multiplier": (rows,),
+            p + "in_proj.shift": (rows,),
+            p + "conv.weight": (c.conv_dim, c.d_conv),
+            p + "conv.bias": (c.conv_dim,),
+            p + "conv.multiplier": (c.conv_dim,),
+            p + "conv.shift": (c.conv_dim,),
+            p + "silu_table": (2 * INT8_MAX + 1,),
+            p + "gate_table": (2 * INT8_MAX + 1,),
+            p + "delta_table": (c.n_heads, 2 * INT8_MAX + 1),
+            p + "decay_table": (c.n_heads, 2 * INT8_MAX + 1),
+            p + "D": (c.n_heads,),
+            p + "out_proj.weight": (c.d_model, c.d_inner),
+            p + "out_proj.multiplier": (c.d_model,),
+            p + "out_proj.shift": (c.d_model,),
+        })
+        for name in ("ssm.input_", "y.c_", "y.d_", "gate."):
+            shapes[p + name + "multiplier"] = (1,)
+            shapes[p + name + "shift"] = (1,)
+    return shapes
+
+
+def check_tensors(path: Path, config: ModelConfig, tensors: dict[str, np.ndarray]) -> None:
+    """Raise ModelLoadError unless `tensors` has exactly the integer tensors of `config`."""
+    expected = expected_shapes(config)
+    missing = sorted(set(expected) - set(tensors))
+    if missing:
+        raise ModelLoadError(f"{path} lacks tensors {missing[:3]}{'...' if len(missing) > 3 else ''}")
+    unknown = sorted(set(tensors) - set(expected))
+    if unknown:
+        raise ModelLoadError(f"{path} has unknown tensors {unknown[:3]}{'...' if len(unknown) > 3 else ''}")
+    for name, shape in expected.items():
+        if tensors[name].shape != shape:
+            raise ModelLoadError(f"{path}: tensor {name} has shape {tensors[name].shape}, expected {shape}")
+        if not np.issubdtype(tensors[name].dtype, np.integer):
+            raise ModelLoadError(f"{path}: tensor {name} has dtype {tensors[name].dtype}, expected an integer type")
 
 
 @dataclass
@@ -109,13 +164,14 @@ class IntModel:
             raise ModelLoadError(f"cannot read model {path}: {err}") from err
         if metadata.get("format") != EXPORT_FORMAT:
             raise ModelLoadError(f"{path} is not an nnzip integer export (format {metadata.get('format')!r})")
-        version = int(metadata.get("version", "0"))
-        if version != EXPORT_VERSION:
+        version = metadata.get("version")
+        if version != str(EXPORT_VERSION):
             raise ModelLoadError(f"{path} has export version {version}; this nnzip reads {EXPORT_VERSION}")
         try:
             config = ModelConfig.from_dict(json.loads(metadata["config"]))
         except (KeyError, ValueError, TypeError) as err:
             raise ModelLoadError(f"{path} has an invalid config: {err}") from err
+        check_tensors(path, config, tensors)
         return cls(config, tensors)
 
     def initial_state(self, batch: int) -> IntState:

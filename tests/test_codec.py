@@ -145,3 +145,15 @@ def test_trailing_garbage(tiny_model):
     with pytest.raises(InvalidDataError, match="trailing garbage"):
         decompress(blob + b"\x00", tiny_model)
 
+
+
+def test_many_streams_decode_in_groups(tiny_model, monkeypatch):
+    from nnzip import codec
+
+    data = np.random.default_rng(11).integers(0, 256, 300, dtype=np.uint8).tobytes()
+    monkeypatch.setattr(codec, "MIN_STREAM_LENGTH", 1)
+    monkeypatch.setattr(codec, "MAX_STREAMS", 150)
+    blob = compress(data, tiny_model)
+    assert len(unpack(blob)[0].stream_lengths) == 150
+    monkeypatch.setattr(codec, "MAX_STREAMS", 64)
+    assert decompress(blob, tiny_model) == data

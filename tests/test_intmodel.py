@@ -238,3 +238,29 @@ def test_load_invalid_config(tmp_path):
     save_file({"embedding": np.zeros((2, 2), np.int32)}, str(path), metadata=metadata)
     with pytest.raises(ModelLoadError, match="invalid config"):
         IntModel.load(path)
+
+
+def test_load_missing_tensor(tmp_path, tiny_model_path):
+    from safetensors.numpy import load_file, safe_open
+
+    with safe_open(str(tiny_model_path), framework="numpy") as handle:
+        metadata = handle.metadata()
+    tensors = load_file(str(tiny_model_path))
+    del tensors["head.exp_table"]
+    path = tmp_path / "missing.safetensors"
+    save_file(tensors, str(path), metadata=metadata)
+    with pytest.raises(ModelLoadError, match="lacks tensors"):
+        IntModel.load(path)
+
+
+def test_load_wrong_shape(tmp_path, tiny_model_path):
+    from safetensors.numpy import load_file, safe_open
+
+    with safe_open(str(tiny_model_path), framework="numpy") as handle:
+        metadata = handle.metadata()
+    tensors = load_file(str(tiny_model_path))
+    tensors["head.exp_table"] = tensors["head.exp_table"][:10]
+    path = tmp_path / "short.safetensors"
+    save_file(tensors, str(path), metadata=metadata)
+    with pytest.raises(ModelLoadError, match="head.exp_table"):
+        IntModel.load(path)

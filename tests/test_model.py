@@ -157,3 +157,8 @@ def test_base_parameter_count():
     count = ByteSSM(PRESETS["base"]).num_parameters()
     print(f"base preset: {count:,} parameters")
     assert 8_000_000 <= count <= 12_000_000
+
+
+def test_config_rejects_bool_size():
+    with pytest.raises(ValueError, match="n_layer"):
+        build_config("tiny", ["n_layer=true"])
