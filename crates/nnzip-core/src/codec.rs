@@ -1,0 +1,296 @@
+//! Compress and decompress bytes with an integer model, a range coder per stream and the
+//! `.nz` container, as `nnzip/codec.py` does.
+//!
+//! The input is cut into independent streams (see [`stream_lengths`]). All streams advance
+//! together, so each model call is one batch. The encoder has every byte in advance and runs blocks of
+//! [`ENCODE_BLOCK`] positions; the decoder runs one position per call. Both get the same
+//! frequencies, because a block gives exactly the integers of single steps.
+
+use rayon::prelude::*;
+
+use crate::coder::{RangeDecoder, RangeEncoder, ALPHABET_SIZE, TOTAL};
+use crate::container::{self, model_id_hex, Header, PRECISION_BITS};
+use crate::error::{Error, Result};
+use crate::model::{Model, BOS};
+
+/// Streams coded side by side; more streams mean bigger batches per step.
+pub const MAX_STREAMS: usize = 64;
+
+/// Shorter streams would spend too much of each one warming up the state.
+pub const MIN_STREAM_LENGTH: usize = 4096;
+
+/// Positions per encoder block.
+pub const ENCODE_BLOCK: usize = 256;
+
+/// Streams that the decoder advances together; as many as the encoder writes.
+pub const DECODE_GROUP: usize = MAX_STREAMS;
+
+/// Splits `total` bytes into stream lengths: equal streams of
+/// `max(MIN_STREAM_LENGTH, ceil(total / MAX_STREAMS))` bytes, the last one shorter.
+///
+/// This is the encoder's policy. The decoder reads the lengths from the container, so the
+/// policy can change without a new format version, but the bytes of a `.nz` file depend on it.
+pub fn stream_lengths(total: usize) -> Vec<usize> {
+    if total == 0 {
+        return Vec::new();
+    }
+    let length = MIN_STREAM_LENGTH.max(total.div_ceil(MAX_STREAMS));
+    let mut lengths = vec![length; total / length];
+    let rest = total % length;
+    if rest > 0 {
+        lengths.push(rest);
+    }
+    lengths
+}
+
+/// Returns the `.nz` container of `data` coded with `model`.
+///
+/// The work runs on the current rayon thread pool, and the output does not depend on its
+/// thread count.
+pub fn compress(data: &[u8], model: &Model) -> Result<Vec<u8>> {
+    in_worker(|| compress_streams(data, model))
+}
+
+/// Runs `work` on a thread of the current rayon pool.
+///
+/// A parallel iterator started from a thread outside the pool hands its work to the pool and
+/// sleeps until it is done, even when the work is one small task. The decoder starts several
+/// such iterators per byte, and that hand-off costs more than the tiny model's arithmetic.
+/// Started from a pool thread, a single task runs in place.
+fn in_worker<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    rayon::scope(|_| work())
+}
+
+fn compress_streams(data: &[u8], model: &Model) -> Result<Vec<u8>> {
+    let lengths = stream_lengths(data.len());
+    let mut streams = Vec::with_capacity(lengths.len());
+    let mut offset = 0;
+    for &length in &lengths {
+        streams.push(&data[offset..offset + length]);
+        offset += length;
+    }
+
+    let mut encoders: Vec<RangeEncoder> = streams.iter().map(|_| RangeEncoder::new()).collect();
+    let mut state = model.initial_state(streams.len());
+    let longest = lengths.iter().copied().max().unwrap_or(0);
+
+    for start in (0..longest).step_by(ENCODE_BLOCK) {
+        let width = ENCODE_BLOCK.min(longest - start);
+        let ids = block_inputs(&streams, start, width);
+        let freqs = model.block(&ids, width, &mut state);
+
+        encoders
+            .par_iter_mut()
+            .zip(&streams)
+            .zip(freqs.par_chunks(width * ALPHABET_SIZE))
+            .for_each(|((encoder, stream), block_freqs)| {
+                let end = stream.len().clamp(start, start + width);
+                for (position, row) in (start..end).zip(block_freqs.chunks_exact(ALPHABET_SIZE)) {
+                    let symbol = usize::from(stream[position]);
+                    let cum: u32 = row[..symbol].iter().sum();
+                    encoder.encode(cum, row[symbol]);
+                }
+            });
+    }
+
+    let payloads: Vec<Vec<u8>> = encoders.into_iter().map(RangeEncoder::finish).collect();
+    let header = Header {
+        model_id: model.short_id(),
+        original_length: data.len() as u64,
+        crc32: crc32fast::hash(data),
+        stream_lengths: lengths.iter().map(|&length| length as u64).collect(),
+        stream_sizes: payloads
+            .iter()
+            .map(|payload| payload.len() as u64)
+            .collect(),
+        precision_bits: PRECISION_BITS,
+    };
+    container::pack(&header, &payloads)
+}
+
+/// Model inputs of positions `start .. start + width` per stream, (streams, width) row-major:
+/// BOS at position 0, else the byte before. Positions past a stream's end get 0, and their
+/// outputs are not used.
+fn block_inputs(streams: &[&[u8]], start: usize, width: usize) -> Vec<u32> {
+    let mut ids = Vec::with_capacity(streams.len() * width);
+    for stream in streams {
+        for position in start..start + width {
+            ids.push(previous_id(stream, position));
+        }
+    }
+    ids
+}
+
+/// Returns the model input at `position` of a stream: BOS at 0, else the byte at `position - 1`, or 0
+/// past the stream's end.
+fn previous_id(stream: &[u8], position: usize) -> u32 {
+    if position == 0 {
+        return BOS;
+    }
+    stream.get(position - 1).map_or(0, |&byte| u32::from(byte))
+}
+
+/// Returns `ModelMismatch` unless the header names `model`.
+pub fn check_model(header: &Header, model: &Model) -> Result<()> {
+    let expected = model.short_id();
+    if header.model_id != expected {
+        return Err(Error::ModelMismatch(format!(
+            "file was compressed with model {}, but the given model is {}; \
+             pass --model with the matching model",
+            model_id_hex(&header.model_id),
+            model_id_hex(&expected)
+        )));
+    }
+    Ok(())
+}
+
+/// Returns the original bytes of a `.nz` container.
+///
+/// Returns `InvalidData`, `UnsupportedVersion` or `Checksum` for bad input and
+/// `ModelMismatch` for a file written with another model.
+pub fn decompress(blob: &[u8], model: &Model) -> Result<Vec<u8>> {
+    in_worker(|| decompress_streams(blob, model))
+}
+
+fn decompress_streams(blob: &[u8], model: &Model) -> Result<Vec<u8>> {
+    let (header, payloads) = container::unpack(blob)?;
+    check_model(&header, model)?;
+
+    // Every length is at most 1423 times its payload size plus one (container rule 11), so
+    // these allocations are bounded by the size of `blob`.
+    let mut outputs: Vec<Vec<u8>> = header
+        .stream_lengths
+        .iter()
+        .map(|&length| vec![0u8; length as usize])
+        .collect();
+
+    // The model state of a stream can take megabytes, and a header can list up to
+    // (file size - 44) / 16 streams, so a crafted file could ask for more memory than the
+    // machine has. Decoding at most DECODE_GROUP streams together bounds the state, and gives
+    // the same bytes because streams are independent.
+    // NOTE: Files with more than DECODE_GROUP streams (which the encoder never writes) can
+    // report a different one of several errors than the Python reference, which advances all
+    // streams together.
+    for (group_outputs, group_payloads) in outputs
+        .chunks_mut(DECODE_GROUP)
+        .zip(payloads.chunks(DECODE_GROUP))
+    {
+        decode_group(model, group_payloads, group_outputs)?;
+    }
+
+    let data = outputs.concat();
+    let crc = crc32fast::hash(&data);
+    if crc != header.crc32 {
+        return Err(Error::Checksum(format!(
+            "checksum mismatch: stored CRC32 {:08x}, decoded {crc:08x}; the file is corrupted",
+            header.crc32
+        )));
+    }
+    if data.len() as u64 != header.original_length {
+        return Err(Error::InvalidData(format!(
+            "decoded {} bytes, header says {}",
+            data.len(),
+            header.original_length
+        )));
+    }
+    Ok(data)
+}
+
+/// Decodes streams that advance together, one model step per position, filling `outputs`.
+///
+/// Streams are handled position by position and in table order, as in the Python reference,
+/// so the first error found is the same one.
+fn decode_group(model: &Model, payloads: &[&[u8]], outputs: &mut [Vec<u8>]) -> Result<()> {
+    let mut decoders: Vec<RangeDecoder> = payloads
+        .iter()
+        .map(|payload| RangeDecoder::new(payload))
+        .collect();
+    let mut state = model.initial_state(outputs.len());
+    let longest = outputs.iter().map(Vec::len).max().unwrap_or(0);
+
+    let mut ids = vec![0u32; outputs.len()];
+    for position in 0..longest {
+        for (id, output) in ids.iter_mut().zip(outputs.iter()) {
+            *id = previous_id(output, position);
+        }
+        let freqs = model.step(&ids, &mut state);
+
+        for ((decoder, output), row) in decoders
+            .iter_mut()
+            .zip(outputs.iter_mut())
+            .zip(freqs.chunks_exact(ALPHABET_SIZE))
+        {
+            if position >= output.len() {
+                continue;
+            }
+            let target = decoder.decode_target()?;
+            let (symbol, cum) = find_symbol(row, target);
+            decoder.consume(cum, row[symbol])?;
+            output[position] = symbol as u8;
+        }
+    }
+
+    for decoder in &decoders {
+        decoder.verify_end()?;
+    }
+    Ok(())
+}
+
+/// Returns the symbol whose subrange of `row` contains `target`, with its cumulative
+/// frequency. `target < TOTAL` and the row sums to TOTAL, so the symbol exists.
+fn find_symbol(row: &[u32], target: u32) -> (usize, u32) {
+    debug_assert!(target < TOTAL);
+    let mut cum = 0;
+    for (symbol, &freq) in row.iter().enumerate() {
+        if target < cum + freq {
+            return (symbol, cum);
+        }
+        cum += freq;
+    }
+    unreachable!("frequency rows sum to {TOTAL}, and the target {target} is below it")
+}
+
+/// Returns the original length that a `.nz` container declares, after validating its header.
+pub fn original_length(blob: &[u8]) -> Result<u64> {
+    Ok(container::unpack(blob)?.0.original_length)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_lengths_follow_python_policy() {
+        assert_eq!(stream_lengths(0), Vec::<usize>::new());
+        assert_eq!(stream_lengths(1), vec![1]);
+        assert_eq!(stream_lengths(4096), vec![4096]);
+        assert_eq!(stream_lengths(5000), vec![4096, 904]);
+        assert_eq!(stream_lengths(10_000), vec![4096, 4096, 1808]);
+        assert_eq!(stream_lengths(64 * 4096), vec![4096; 64]);
+        // ceil(262145 / 64) = 4097, so 63 full streams and a last one of 4034 bytes.
+        let mut expected = vec![4097; 63];
+        expected.push(262_145 - 63 * 4097);
+        assert_eq!(stream_lengths(64 * 4096 + 1), expected);
+        assert_eq!(stream_lengths(1_000_000), vec![15_625; 64]);
+    }
+
+    #[test]
+    fn find_symbol_covers_each_subrange() {
+        let mut row = vec![1u32; ALPHABET_SIZE];
+        row[10] = TOTAL - 255;
+        assert_eq!(find_symbol(&row, 0), (0, 0));
+        assert_eq!(find_symbol(&row, 9), (9, 9));
+        assert_eq!(find_symbol(&row, 10), (10, 10));
+        assert_eq!(find_symbol(&row, 10 + TOTAL - 256), (10, 10));
+        assert_eq!(find_symbol(&row, TOTAL - 1), (255, TOTAL - 1));
+    }
+
+    #[test]
+    fn previous_ids_start_with_bos() {
+        let stream = [7u8, 8, 9];
+        assert_eq!(previous_id(&stream, 0), BOS);
+        assert_eq!(previous_id(&stream, 1), 7);
+        assert_eq!(previous_id(&stream, 3), 9);
+        assert_eq!(previous_id(&stream, 4), 0);
+    }
+}

@@ -1,0 +1,279 @@
+//! Cross-implementation tests against files that the Python reference wrote.
+//!
+//! tests/make_fixtures.py regenerates tests/data: a tiny integer export, inputs `NAME.bin`
+//! and their `.nz` files compressed by `nnzip.codec`, and the frequencies of the first steps
+//! on the text input.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use nnzip_core::{codec, container, Error, Model};
+use safetensors::SafeTensors;
+
+const FIXTURES: [&str; 5] = ["empty", "one_byte", "all_bytes", "random_5000", "text_10k"];
+
+fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("data")
+}
+
+fn model_path() -> PathBuf {
+    data_dir().join("tiny.safetensors")
+}
+
+fn model() -> &'static Model {
+    static MODEL: OnceLock<Model> = OnceLock::new();
+    MODEL.get_or_init(|| {
+        // Without this variable Candle reads /proc/cpuinfo on every matmul (see inference.rs).
+        // Rust's own environment accesses are synchronized, and only Rust code reads it here.
+        if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+            std::env::set_var("RAYON_NUM_THREADS", "2");
+        }
+        Model::load(&model_path()).expect("the fixture model loads")
+    })
+}
+
+fn read(name: &str) -> Vec<u8> {
+    let path = data_dir().join(name);
+    std::fs::read(&path).unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()))
+}
+
+fn hex(data: &[u8]) -> String {
+    data.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn with_threads<T: Send>(threads: usize, work: impl FnOnce() -> T + Send) -> T {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("a rayon pool builds")
+        .install(work)
+}
+
+#[test]
+fn model_id_matches_python_metadata() {
+    let bytes = read("tiny.safetensors");
+    let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
+    let metadata = header.metadata().as_ref().expect("the export has metadata");
+    assert_eq!(hex(&model().id), metadata["model_id"]);
+}
+
+#[test]
+fn step_frequencies_match_python() {
+    let json: serde_json::Value = serde_json::from_slice(&read("step_freqs.json")).unwrap();
+    let expected: Vec<Vec<u32>> = serde_json::from_value(json["freqs"].clone()).unwrap();
+    let text = read("text_10k.bin");
+
+    let mut ids = vec![nnzip_core::model::BOS];
+    ids.extend(
+        text[..expected.len() - 1]
+            .iter()
+            .map(|&byte| u32::from(byte)),
+    );
+
+    // One block of all positions, as the encoder runs it.
+    let mut state = model().initial_state(1);
+    let block = model().block(&ids, ids.len(), &mut state);
+    for (position, row) in expected.iter().enumerate() {
+        assert_eq!(
+            &block[position * 256..(position + 1) * 256],
+            row.as_slice(),
+            "block position {position}"
+        );
+    }
+
+    // Single steps, as the decoder runs them.
+    let mut state = model().initial_state(1);
+    for (position, row) in expected.iter().enumerate() {
+        let step = model().step(&ids[position..position + 1], &mut state);
+        assert_eq!(&step, row, "step position {position}");
+    }
+}
+
+#[test]
+fn decompress_python_files() {
+    for name in FIXTURES {
+        let decoded = codec::decompress(&read(&format!("{name}.nz")), model())
+            .unwrap_or_else(|error| panic!("{name}.nz: {error}"));
+        assert!(
+            decoded == read(&format!("{name}.bin")),
+            "{name}.nz decodes to other bytes"
+        );
+    }
+}
+
+#[test]
+fn compress_matches_python_bytes() {
+    for name in FIXTURES {
+        let compressed = codec::compress(&read(&format!("{name}.bin")), model()).unwrap();
+        assert!(
+            compressed == read(&format!("{name}.nz")),
+            "{name}.bin compresses to other bytes"
+        );
+    }
+}
+
+#[test]
+fn thread_count_keeps_bytes() {
+    for name in ["random_5000", "text_10k"] {
+        let original = read(&format!("{name}.bin"));
+        let one_thread = with_threads(1, || codec::compress(&original, model()).unwrap());
+        let two_threads = with_threads(2, || codec::compress(&original, model()).unwrap());
+        assert!(
+            one_thread == two_threads,
+            "{name}: 1 and 2 threads give other bytes"
+        );
+
+        let decoded = with_threads(2, || codec::decompress(&one_thread, model()).unwrap());
+        assert!(decoded == original, "{name}: 2 threads decode other bytes");
+    }
+}
+
+#[test]
+fn header_names_model_id() {
+    let blob = read("one_byte.nz");
+    let (header, _) = container::unpack(&blob).unwrap();
+    assert_eq!(header.model_id, model().short_id());
+}
+
+/// Replaces the model id in a container and rewrites the header CRC over it.
+fn with_model_id(blob: &[u8], model_id: [u8; 16]) -> Vec<u8> {
+    let mut changed = blob.to_vec();
+    changed[8..24].copy_from_slice(&model_id);
+    let streams = u32::from_le_bytes(changed[36..40].try_into().unwrap()) as usize;
+    let table_end = 40 + 16 * streams;
+    let crc = crc32fast::hash(&changed[..table_end]);
+    changed[table_end..table_end + 4].copy_from_slice(&crc.to_le_bytes());
+    changed
+}
+
+#[test]
+fn other_model_id_rejected() {
+    let blob = with_model_id(&read("all_bytes.nz"), *b"0123456789abcdef");
+    let error = codec::decompress(&blob, model()).unwrap_err();
+    assert!(matches!(error, Error::ModelMismatch(_)), "{error:?}");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "file was compressed with model 30313233343536373839616263646566, but the given model \
+             is {}; pass --model with the matching model",
+            hex(&model().short_id())
+        )
+    );
+}
+
+/// Decodes `blob`, which must fail with an error of the invalid-data kinds or succeed with
+/// the original bytes. Returns whether it failed.
+fn decode_hostile(blob: &[u8], original: &[u8], label: &str) -> bool {
+    match codec::decompress(blob, model()) {
+        Ok(decoded) => {
+            assert!(
+                decoded == original,
+                "{label}: decoded other bytes without an error"
+            );
+            false
+        }
+        Err(error) => {
+            let expected = error.is_invalid_data() || matches!(error, Error::ModelMismatch(_));
+            assert!(expected, "{label}: unexpected error kind {error:?}");
+            true
+        }
+    }
+}
+
+#[test]
+fn truncations_rejected() {
+    for name in FIXTURES {
+        let blob = read(&format!("{name}.nz"));
+        let original = read(&format!("{name}.bin"));
+        for cut in 0..blob.len() {
+            let failed =
+                decode_hostile(&blob[..cut], &original, &format!("{name}.nz cut to {cut}"));
+            assert!(failed, "{name}.nz cut to {cut} bytes decoded");
+        }
+    }
+}
+
+#[test]
+fn header_bit_flips_rejected() {
+    for name in FIXTURES {
+        let blob = read(&format!("{name}.nz"));
+        let original = read(&format!("{name}.bin"));
+        let streams = u32::from_le_bytes(blob[36..40].try_into().unwrap()) as usize;
+        let header_end = 44 + 16 * streams;
+        for bit in 0..header_end * 8 {
+            let mut flipped = blob.clone();
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            let label = format!("{name}.nz bit {bit}");
+            assert!(
+                decode_hostile(&flipped, &original, &label),
+                "{label} decoded"
+            );
+        }
+    }
+}
+
+#[test]
+fn payload_bit_flips_never_panic() {
+    // Every bit of the 1-byte payload, and a spread of bits of the longer ones. A flip in a
+    // payload decodes to the end before the CRC32 check, so each case costs a full decode.
+    for (name, step) in [
+        ("one_byte", 1),
+        ("all_bytes", 7),
+        ("random_5000", 2003),
+        ("text_10k", 1009),
+    ] {
+        let blob = read(&format!("{name}.nz"));
+        let original = read(&format!("{name}.bin"));
+        let streams = u32::from_le_bytes(blob[36..40].try_into().unwrap()) as usize;
+        let payload_start = 44 + 16 * streams;
+        for bit in (payload_start * 8..blob.len() * 8).step_by(step) {
+            let mut flipped = blob.clone();
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            decode_hostile(&flipped, &original, &format!("{name}.nz bit {bit}"));
+        }
+    }
+}
+
+#[test]
+fn appended_bytes_rejected() {
+    let blob = read("text_10k.nz");
+    let original = read("text_10k.bin");
+    for extra in [&b"\x00"[..], b"garbage", &[0xFF; 64]] {
+        let mut longer = blob.clone();
+        longer.extend_from_slice(extra);
+        assert!(decode_hostile(&longer, &original, "appended bytes"));
+    }
+}
+
+#[test]
+fn model_file_corruption_rejected() {
+    let bytes = read("tiny.safetensors");
+    let path = Path::new("tiny-corrupt.safetensors");
+    for cut in [0, 7, 8, 100, bytes.len() / 2, bytes.len() - 1] {
+        let error = Model::from_bytes(path, &bytes[..cut]).unwrap_err();
+        assert!(matches!(error, Error::ModelLoad(_)), "cut {cut}: {error:?}");
+    }
+}
+
+#[test]
+fn more_streams_than_decode_group() {
+    // Streams are independent, so repeating the 1-byte stream of one_byte.nz gives a valid
+    // container of many streams, which the decoder splits into groups.
+    let blob = read("one_byte.nz");
+    let (header, payloads) = container::unpack(&blob).unwrap();
+    let count = codec::DECODE_GROUP * 2 + 3;
+    let original = vec![b'A'; count];
+    let many = container::Header {
+        model_id: header.model_id,
+        original_length: count as u64,
+        crc32: crc32fast::hash(&original),
+        stream_lengths: vec![1; count],
+        stream_sizes: vec![payloads[0].len() as u64; count],
+        precision_bits: header.precision_bits,
+    };
+    let packed = container::pack(&many, &vec![payloads[0]; count]).unwrap();
+
+    assert_eq!(codec::decompress(&packed, model()).unwrap(), original);
+}
