@@ -3,37 +3,38 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
-from nnzip import codec
 from nnzip.container import unpack
-from nnzip.intmodel import IntModel
-from nnzip.models import find_model_by_id, load_model
+from nnzip.engine import load_engine
+from nnzip.models import default_model_path, find_model_by_id, resolve_model
+
+ModelSpec = str | os.PathLike | None
 
 
-def compress(data: bytes, model: str | os.PathLike | IntModel | None = None) -> bytes:
+def compress(data: bytes, model: ModelSpec = None, engine: str = "auto") -> bytes:
     """Compress `data` to a `.nz` container with `model` (default: the shipped default model).
+
+    `engine` is "auto" (nnzip-core when built, else the numpy reference), "rust" or "python";
+    all of them write the same bytes.
 
     >>> import nnzip
     >>> nnzip.decompress(nnzip.compress(b"hello, world")) == b"hello, world"
     True
     """
-    intmodel = model if isinstance(model, IntModel) else load_model(model)
-    return codec.compress(bytes(data), intmodel)
+    return load_engine(resolve_model(model), engine).compress(bytes(data))
 
 
-def model_for(blob: bytes, model: str | os.PathLike | IntModel | None) -> IntModel:
+def model_path_for(blob: bytes, model: ModelSpec) -> Path:
     """The model to decode `blob` with: the given one, else the shipped model whose id the
     header names, else the default model (which then fails the id check with a clear error)."""
-    if isinstance(model, IntModel):
-        return model
-    if model is None:
-        header, _ = unpack(blob)
-        found = find_model_by_id(header.model_id)
-        return load_model(found)
-    return load_model(model)
+    if model is not None:
+        return resolve_model(model)
+    header, _ = unpack(blob)
+    return find_model_by_id(header.model_id) or default_model_path()
 
 
-def decompress(blob: bytes, model: str | os.PathLike | IntModel | None = None) -> bytes:
+def decompress(blob: bytes, model: ModelSpec = None, engine: str = "auto") -> bytes:
     """Return the original bytes of a `.nz` container; raises an NNZipError subclass on bad input."""
     blob = bytes(blob)
-    return codec.decompress(blob, model_for(blob, model))
+    return load_engine(model_path_for(blob, model), engine).decompress(blob)

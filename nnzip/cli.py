@@ -19,9 +19,10 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
 from nnzip import codec
-from nnzip.api import model_for
+from nnzip.api import model_path_for
 from nnzip.errors import NNZipError, UsageError
-from nnzip.models import load_model
+from nnzip.engine import ENGINES, load_engine
+from nnzip.models import resolve_model
 
 NZ_SUFFIX = ".nz"
 
@@ -111,6 +112,10 @@ ModelOption = Annotated[
     Optional[str],
     typer.Option("--model", "-m", help="Model file or shipped model name. Default: the shipped default model."),
 ]
+EngineOption = Annotated[
+    str,
+    typer.Option(help=f"Coding engine: {', '.join(ENGINES)}. auto is rust (nnzip-core) when built; all write the same bytes."),
+]
 ForceOption = Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output file.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")]
 
@@ -120,6 +125,7 @@ def compress(
     file: Annotated[Path, typer.Argument(help="File to compress.")],
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output path. Default: FILE.nz.")] = None,
     model: ModelOption = None,
+    engine: EngineOption = "auto",
     force: ForceOption = False,
     quiet: QuietOption = False,
 ) -> None:
@@ -131,10 +137,10 @@ def compress(
         target = output or file.with_name(file.name + NZ_SUFFIX)
         check_output(file, target, force)
         data = read_input(file)
-        intmodel = load_model(model)
+        coder = load_engine(resolve_model(model), engine)
         started = time.perf_counter()
         with progress_bar(len(data), "compress", quiet) as advance:
-            blob = codec.compress(data, intmodel, advance)
+            blob = coder.compress(data, advance)
         write_atomically(target, blob)
         say(summary(str(file), len(data), len(blob), time.perf_counter() - started), quiet)
 
@@ -146,6 +152,7 @@ def decompress(
         Optional[Path], typer.Option("--output", "-o", help="Output path. Default: FILE without .nz.")
     ] = None,
     model: ModelOption = None,
+    engine: EngineOption = "auto",
     force: ForceOption = False,
     quiet: QuietOption = False,
 ) -> None:
@@ -160,11 +167,11 @@ def decompress(
             output = file.with_suffix("")
         check_output(file, output, force)
         blob = read_input(file)
-        intmodel = model_for(blob, model)
+        coder = load_engine(model_path_for(blob, model), engine)
         started = time.perf_counter()
         header_length = codec.original_length(blob)
         with progress_bar(header_length, "decompress", quiet) as advance:
-            data = codec.decompress(blob, intmodel, advance)
+            data = coder.decompress(blob, advance)
         write_atomically(output, data)
         say(summary(str(file), len(data), len(blob), time.perf_counter() - started), quiet)
 
