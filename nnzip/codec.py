@@ -40,7 +40,7 @@ def stream_lengths(total: int) -> list[int]:
 
 
 def previous_ids(streams: list[np.ndarray], t: int) -> np.ndarray:
-    """The model input of step t per stream: BOS at t = 0, else the byte at t - 1."""
+    """Return the model input of step t per stream: BOS at t = 0, else the byte at t - 1."""
     if t == 0:
         return np.full(len(streams), BOS, np.int64)
     return np.array([s[t - 1] if t - 1 < len(s) else 0 for s in streams], np.int64)
@@ -64,7 +64,7 @@ def padded_blocks(streams: list[np.ndarray], width: int):
 def compress(data: bytes, model: IntModel, progress: Progress | None = None) -> bytes:
     """Return the `.nz` container of `data` coded with `model`.
 
-    The encoder knows every byte, so it runs the model over blocks of ENCODE_BLOCK positions
+    The encoder has every byte in advance, so it runs the model over blocks of ENCODE_BLOCK positions
     (IntModel.block gives exactly the frequencies of single steps) and then codes them.
     """
     view = np.frombuffer(data, dtype=np.uint8)
@@ -158,5 +158,5 @@ def decompress(blob: bytes, model: IntModel, progress: Progress | None = None) -
 
 
 def original_length(blob: bytes) -> int:
-    """The original length a `.nz` container declares, after validating its header."""
+    """Return the original length that a `.nz` container declares, after validating its header."""
     return unpack(blob)[0].original_length

@@ -58,7 +58,7 @@ def sample_windows(data: np.ndarray, batch: int, length: int, rng: np.random.Gen
     """Draw `batch` random windows of `length` bytes.
 
     Returns inputs (batch, length) as int64 ids starting with BOS, and targets (batch, length):
-    the model sees BOS and then each byte, exactly as a coding stream that starts from a fresh
+    the model reads BOS and then each byte, exactly as a coding stream that starts from a fresh
     state at an arbitrary offset of a file.
     """
     if len(data) < length:

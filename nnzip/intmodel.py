@@ -257,7 +257,7 @@ class IntModel:
         """Feed T input ids per stream (b, T); return the frequencies after each, (b, T, 256).
 
         Every operation but the state recurrence is row-wise, so a block of T positions gives
-        exactly the integers of T single steps; the encoder, which knows all bytes, uses blocks.
+        exactly the integers of T single steps. The encoder, which has all bytes in advance, uses blocks.
         """
         x = self.t["embedding"][ids]
         for i in range(self.config.n_layer):
