@@ -1,7 +1,7 @@
 """The `nnzip` command line: argument parsing, file handling and messages, no maths.
 
 Data goes to files; every message goes to stderr with an `nnzip:` prefix. Exit codes:
-0 success, 1 error, 130 interrupted.
+0 success, 1 error, 2 invalid command line (from typer), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColu
 
 from nnzip import codec
 from nnzip.api import model_path_for
-from nnzip.errors import NNZipError, UsageError
+from nnzip.errors import InvalidDataError, ModelMismatchError, NNZipError, UsageError
 from nnzip.engine import ENGINES, load_engine
 from nnzip.models import resolve_model
 
@@ -33,7 +33,7 @@ app = typer.Typer(
         "  nnzip compress book.txt              # writes book.txt.nz\n\n"
         "  nnzip decompress book.txt.nz -o copy.txt\n\n"
         "  nnzip train --steps 1500 --out runs/small\n\n"
-        "Exit codes: 0 success, 1 error, 130 interrupted."
+        "Exit codes: 0 success, 1 error, 2 invalid command line, 130 interrupted."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -53,14 +53,18 @@ def fail(message: str, code: int = 1) -> None:
 
 
 def read_input(path: Path) -> bytes:
-    if not path.exists():
-        raise UsageError(f"{path}: no such file")
-    if path.is_dir():
-        raise UsageError(f"{path} is a directory, expected a file")
+    check_input(path)
     try:
         return path.read_bytes()
     except OSError as err:
         raise UsageError(f"cannot read {path}: {err.strerror}") from err
+
+
+def check_input(path: Path) -> None:
+    if not path.exists():
+        raise UsageError(f"{path}: no such file")
+    if path.is_dir():
+        raise UsageError(f"{path} is a directory, expected a file")
 
 
 def check_output(source: Path, target: Path, force: bool) -> None:
@@ -68,6 +72,9 @@ def check_output(source: Path, target: Path, force: bool) -> None:
         raise UsageError(f"output {target} is the input file; choose another output with -o")
     if target.is_dir():
         raise UsageError(f"output {target} is a directory, expected a file path")
+    # Replacing by rename would turn a device, pipe or socket into a regular file, even with -f.
+    if target.exists() and not target.is_file():
+        raise UsageError(f"output {target} is not a regular file; choose a file path with -o")
     if target.exists() and not force:
         raise UsageError(f"{target} already exists; use -f to overwrite")
 
@@ -83,11 +90,19 @@ def write_atomically(target: Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
+            # mkstemp creates the file readable by its owner only; give it the usual mode.
+            os.fchmod(handle.fileno(), 0o666 & ~current_umask())
             os.fsync(handle.fileno())
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 @contextmanager
@@ -134,6 +149,7 @@ def compress(
     Example: nnzip compress book.txt -o book.nz
     """
     with errors_reported():
+        check_input(file)
         target = output or file.with_name(file.name + NZ_SUFFIX)
         check_output(file, target, force)
         data = read_input(file)
@@ -161,19 +177,30 @@ def decompress(
     Example: nnzip decompress book.nz -o book.txt
     """
     with errors_reported():
+        check_input(file)
         if output is None:
-            if file.suffix != NZ_SUFFIX:
+            if file.suffix != NZ_SUFFIX or file.name == NZ_SUFFIX:
                 raise UsageError(f"{file} does not end in {NZ_SUFFIX}; name the output with -o")
             output = file.with_suffix("")
         check_output(file, output, force)
         blob = read_input(file)
-        coder = load_engine(model_path_for(blob, model), engine)
+        with named(file):
+            coder = load_engine(model_path_for(blob, model), engine)
+            header_length = codec.original_length(blob)
         started = time.perf_counter()
-        header_length = codec.original_length(blob)
-        with progress_bar(header_length, "decompress", quiet) as advance:
+        with progress_bar(header_length, "decompress", quiet) as advance, named(file):
             data = coder.decompress(blob, advance)
         write_atomically(output, data)
         say(summary(str(file), len(data), len(blob), time.perf_counter() - started), quiet)
+
+
+@contextmanager
+def named(path: Path):
+    """Prefix the message of an invalid-data or model-mismatch error with the file's name."""
+    try:
+        yield
+    except (InvalidDataError, ModelMismatchError) as err:
+        raise type(err)(f"{path}: {err}") from err
 
 
 @contextmanager

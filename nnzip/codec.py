@@ -102,7 +102,7 @@ def check_model(header: Header, model: IntModel) -> None:
     if header.model_id != expected:
         raise ModelMismatchError(
             f"file was compressed with model {model_id_hex(header.model_id)}, "
-            f"but the given model is {model_id_hex(expected)}; pass --model with the matching model"
+            f"but the model used for decoding is {model_id_hex(expected)}; pass --model with the matching model"
         )
 
 

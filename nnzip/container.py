@@ -155,6 +155,10 @@ def unpack(data: bytes | bytearray | memoryview) -> tuple[Header, list[memoryvie
 
 def _read_fixed_header(view: memoryview) -> _FixedFields:
     """Check the fields needed to read the rest (size, magic, version) and return all fixed fields."""
+    # A short file that does not start like the magic is another kind of file, not a cut one.
+    prefix = bytes(view[: len(MAGIC)])
+    if prefix != MAGIC[: len(prefix)]:
+        raise InvalidDataError(f"not an nnzip file: magic {prefix!r}, expected {MAGIC!r}")
     if len(view) < FIXED_HEADER_SIZE:
         raise InvalidDataError(f"truncated header: {len(view)} bytes, expected at least {FIXED_HEADER_SIZE}")
 

@@ -59,7 +59,8 @@ class RustEngine:
         self.id = bytes(self.model.id)
 
     def compress(self, data: bytes, progress: Progress | None = None) -> bytes:
-        # NOTE: nnzip-core reports no progress while it works; the bar jumps to the end.
+        # NOTE: nnzip-core reports no progress while it works, so the bar jumps to the end, and
+        # Ctrl-C takes effect only when the call returns.
         blob = self.model.compress(data)
         if progress:
             progress(len(data))

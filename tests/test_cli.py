@@ -3,6 +3,7 @@
 
 import dataclasses
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -256,3 +257,28 @@ def test_command_help(command):
     assert result.exit_code == 0
     assert "Example" in result.stdout
     assert f"nnzip {command}" in result.stdout
+
+
+def test_device_output_rejected(tmp_path, text_file, tiny_model_path):
+    device = tmp_path / "device"
+    os.mkfifo(device)
+    result = run_nnzip("compress", text_file.name, "-o", "device", "-f", "--model", str(tiny_model_path), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "not a regular file" in result.stderr
+    assert stat.S_ISFIFO(device.stat().st_mode)
+
+
+def test_output_mode_follows_umask(tmp_path, text_file, tiny_model_path):
+    result = run_nnzip("compress", text_file.name, "--model", str(tiny_model_path), cwd=tmp_path)
+    assert result.returncode == 0
+    mode = stat.S_IMODE((tmp_path / (text_file.name + ".nz")).stat().st_mode)
+    mask = os.umask(0)
+    os.umask(mask)
+    assert mode == 0o666 & ~mask
+
+
+def test_current_dir_input(tmp_path, tiny_model_path):
+    result = run_nnzip("compress", ".", "--model", str(tiny_model_path), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "is a directory" in result.stderr
+    assert "Traceback" not in result.stderr

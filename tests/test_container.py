@@ -105,8 +105,14 @@ def test_every_truncation_rejected():
 
 
 def test_short_data_message():
+    _, _, data = sample_container()
     with pytest.raises(InvalidDataError, match="truncated header: 39 bytes, expected at least 40"):
-        unpack(bytes(39))
+        unpack(data[:39])
+
+
+def test_short_other_file_message():
+    with pytest.raises(InvalidDataError, match="not an nnzip file"):
+        unpack(b"hello world, not nz\n")
 
 
 def test_every_header_bit_flip_rejected():

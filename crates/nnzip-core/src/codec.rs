@@ -135,7 +135,7 @@ pub fn check_model(header: &Header, model: &Model) -> Result<()> {
     let expected = model.short_id();
     if header.model_id != expected {
         return Err(Error::ModelMismatch(format!(
-            "file was compressed with model {}, but the given model is {}; \
+            "file was compressed with model {}, but the model used for decoding is {}; \
              pass --model with the matching model",
             model_id_hex(&header.model_id),
             model_id_hex(&expected)

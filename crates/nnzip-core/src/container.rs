@@ -179,6 +179,16 @@ fn read_u32(data: &[u8], offset: usize) -> u32 {
 /// Checks the fields needed to read the rest (size, magic, version) and returns all fixed
 /// fields.
 fn read_fixed_header(data: &[u8]) -> Result<FixedFields> {
+    // A short file that does not start like the magic is another kind of file, not a cut one.
+    let magic = &data[..data.len().min(MAGIC.len())];
+    if magic != &MAGIC[..magic.len()] {
+        return Err(Error::InvalidData(format!(
+            "not an nnzip file: magic {}, expected {}",
+            bytes_repr(magic),
+            bytes_repr(&MAGIC)
+        )));
+    }
+
     if data.len() < FIXED_HEADER_SIZE {
         return Err(Error::InvalidData(format!(
             "truncated header: {} bytes, expected at least {FIXED_HEADER_SIZE}",
@@ -373,8 +383,15 @@ mod tests {
 
     #[test]
     fn short_header_rejected() {
-        let message = unpack_error(&[0u8; 39]).to_string();
+        let data = sample_container();
+        let message = unpack_error(&data[..39]).to_string();
         assert_eq!(message, "truncated header: 39 bytes, expected at least 40");
+    }
+
+    #[test]
+    fn short_other_file_rejected() {
+        let message = unpack_error(b"hello world, not nz\n").to_string();
+        assert!(message.starts_with("not an nnzip file"), "{message}");
     }
 
     #[test]

@@ -232,6 +232,13 @@ fn check_output(source: &Path, target: &Path, force: bool) -> Result<()> {
             target.display()
         )));
     }
+    // Replacing by rename would turn a device, pipe or socket into a regular file, even with -f.
+    if target.exists() && !target.is_file() {
+        return Err(Error::InvalidArgument(format!(
+            "output {} is not a regular file; choose a file path with -o",
+            target.display()
+        )));
+    }
     if target.exists() && !force {
         return Err(Error::InvalidArgument(format!(
             "{} already exists; use -f to overwrite",

@@ -156,8 +156,8 @@ fn other_model_id_rejected() {
     assert_eq!(
         error.to_string(),
         format!(
-            "file was compressed with model 30313233343536373839616263646566, but the given model \
-             is {}; pass --model with the matching model",
+            "file was compressed with model 30313233343536373839616263646566, but the model used \
+             for decoding is {}; pass --model with the matching model",
             hex(&model().short_id())
         )
     );
