@@ -1,0 +1,208 @@
+#!/usr/bin/env bash
+# Checks that nnzip-core writes the same .nz bytes whatever the CPU features and thread count.
+#
+# Builds the release binary and compresses fixed inputs with the default model natively with
+# --threads 1 and --threads 2. Then it compresses and decompresses a few small inputs under
+# qemu-x86_64 with a CPU model that has no AVX, AVX2, FMA or AVX-512. Those run with the
+# default model, and with the test model against the .nz files that the Python reference
+# wrote. Candle's matmul kernels pick their SIMD code at run time, so the emulated run takes
+# other code paths than the host.
+# All outputs must match byte for byte, and every decoded file must equal its input.
+#
+# Usage: crates/nnzip-core/tests/cross_cpu.sh
+#
+# Environment:
+#   NNZIP_MODEL       model file (default: models/nnzip-small-v1.safetensors in the repository)
+#   QEMU_CPU_MODEL    qemu -cpu model without AVX2 (default: Westmere)
+#   QEMU_INPUT_BYTES  size of the text slice coded under qemu with the default model
+#                     (default: 1024)
+#   KEEP_WORK_DIR=1   keep the temporary folder with all outputs
+#
+# Exits 0 when everything matches, 1 on any mismatch or failed command. When qemu-x86_64 is
+# missing and cannot be installed with apt-get, it runs the native checks only, prints SKIP
+# for the emulated part and exits 0.
+
+set -euo pipefail
+
+crate_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+repo_root=$(cd "$crate_dir/../.." && pwd)
+model=${NNZIP_MODEL:-$repo_root/models/nnzip-small-v1.safetensors}
+qemu_cpu=${QEMU_CPU_MODEL:-Westmere}
+qemu_input_bytes=${QEMU_INPUT_BYTES:-1024}
+binary=$crate_dir/target/release/nnzip-core
+
+# The text input comes from the shared data folder beside or inside the checkout, as in
+# nnzip/data.py.
+text_source=$repo_root/../shared/data/gutenberg/pg41.txt
+if [[ ! -f $text_source ]]; then
+    text_source=$repo_root/shared/data/gutenberg/pg41.txt
+fi
+
+failures=0
+
+fail() {
+    echo "FAIL: $*" >&2
+    failures=$((failures + 1))
+}
+
+# Runs a command and prints its wall time in seconds, or counts a failure if it fails.
+# Arguments: label, command...
+timed() {
+    local label=$1
+    shift
+    local started=$EPOCHREALTIME
+    if ! "$@"; then
+        fail "$label: command failed: $*"
+        return 0
+    fi
+    local elapsed
+    elapsed=$(awk -v start="$started" -v end="$EPOCHREALTIME" 'BEGIN { print end - start }')
+    printf '  %-52s %8.2f s\n' "$label" "$elapsed"
+}
+
+# Compares two files byte for byte and counts a failure on a difference.
+same_bytes() {
+    local expected=$1 actual=$2
+    if ! cmp -s "$expected" "$actual"; then
+        fail "$actual differs from $expected"
+        cmp "$expected" "$actual" | head -1 >&2 || true
+    fi
+}
+
+if [[ ! -f $model ]]; then
+    echo "error: model $model not found; set NNZIP_MODEL to a model file" >&2
+    exit 1
+fi
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/nnzip-cross-cpu.XXXXXX")
+if [[ ${KEEP_WORK_DIR:-0} == 1 ]]; then
+    echo "work folder: $work"
+else
+    trap 'rm -rf "$work"' EXIT
+fi
+
+echo "== build"
+timed "cargo build --release" \
+    cargo build --release --quiet --manifest-path "$crate_dir/Cargo.toml"
+if ((failures > 0)); then
+    exit 1
+fi
+
+# Inputs: the fixtures and 20,000 bytes of English text (5 streams).
+mkdir -p "$work/in"
+for fixture in "$crate_dir"/tests/data/*.bin; do
+    cp "$fixture" "$work/in/"
+done
+if [[ -f $text_source ]]; then
+    head -c 20000 "$text_source" > "$work/in/text_20k.txt"
+else
+    echo "note: $text_source not found; using the text_10k fixture twice as the 20 KB text"
+    cat "$crate_dir/tests/data/text_10k.bin" "$crate_dir/tests/data/text_10k.bin" \
+        > "$work/in/text_20k.txt"
+fi
+
+echo "== native, model $(basename "$model")"
+mkdir -p "$work/native1" "$work/native2" "$work/decoded"
+for input in "$work"/in/*; do
+    name=$(basename "$input")
+    timed "compress $name --threads 1" \
+        "$binary" compress "$input" -o "$work/native1/$name.nz" --model "$model" --threads 1 -q
+    timed "compress $name --threads 2" \
+        "$binary" compress "$input" -o "$work/native2/$name.nz" --model "$model" --threads 2 -q
+    same_bytes "$work/native1/$name.nz" "$work/native2/$name.nz"
+    timed "decompress $name --threads 2" \
+        "$binary" decompress "$work/native1/$name.nz" -o "$work/decoded/$name" \
+        --model "$model" --threads 2 -q
+    same_bytes "$input" "$work/decoded/$name"
+done
+
+echo "== qemu"
+if ! command -v qemu-x86_64 > /dev/null; then
+    if command -v apt-get > /dev/null && [[ $(id -u) == 0 ]]; then
+        echo "qemu-x86_64 not found; installing qemu-user with apt-get"
+        if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends qemu-user; } \
+            > "$work/apt.log" 2>&1; then
+            tail -5 "$work/apt.log" >&2
+        fi
+    fi
+fi
+if ! command -v qemu-x86_64 > /dev/null; then
+    echo "SKIP: qemu-x86_64 is not installed and apt-get could not install qemu-user;" \
+        "only the native checks ran"
+    if ((failures > 0)); then
+        echo "$failures check(s) failed" >&2
+        exit 1
+    fi
+    exit 0
+fi
+qemu-x86_64 --version | head -1
+
+# The emulated check is only meaningful if the emulated CPU really lacks the SIMD extensions
+# that the host has, so a small probe prints what Rust's run-time detection (CPUID) reports.
+# /proc/cpuinfo is no such check: qemu-user 7.2 passes the host's file through.
+cat > "$work/probe.rs" << 'EOF'
+fn main() {
+    for (name, present) in [
+        ("sse4.2", is_x86_feature_detected!("sse4.2")),
+        ("avx", is_x86_feature_detected!("avx")),
+        ("avx2", is_x86_feature_detected!("avx2")),
+        ("fma", is_x86_feature_detected!("fma")),
+        ("avx512f", is_x86_feature_detected!("avx512f")),
+    ] {
+        println!("{name}={present}");
+    }
+}
+EOF
+rustc -O --edition 2021 -o "$work/probe" "$work/probe.rs"
+native_features=$("$work/probe" | tr '\n' ' ')
+emulated_features=$(qemu-x86_64 -cpu "$qemu_cpu" "$work/probe" | tr '\n' ' ')
+echo "  CPU features, host:          $native_features"
+echo "  CPU features, qemu $qemu_cpu: $emulated_features"
+for feature in avx2 fma avx512f; do
+    if [[ " $emulated_features" != *" $feature=false"* ]]; then
+        fail "qemu -cpu $qemu_cpu reports $feature; choose a QEMU_CPU_MODEL without it"
+    fi
+done
+if ((failures > 0)); then
+    echo "$failures check(s) failed" >&2
+    exit 1
+fi
+
+# qemu translates every instruction, and the default model codes about 30 bytes/s under it
+# (measured on a shared 2-core x86-64 host), so the emulated part codes small inputs only. With the default
+# model: one input that covers every byte value and a 1 KB text slice (one stream each).
+head -c "$qemu_input_bytes" "$work/in/text_20k.txt" > "$work/in/text_small.txt"
+"$binary" compress "$work/in/text_small.txt" -o "$work/native1/text_small.txt.nz" \
+    --model "$model" --threads 1 -q
+mkdir -p "$work/qemu"
+for name in all_bytes.bin text_small.txt; do
+    timed "qemu compress $name --threads 2" \
+        qemu-x86_64 -cpu "$qemu_cpu" "$binary" compress "$work/in/$name" \
+        -o "$work/qemu/$name.nz" --model "$model" --threads 2 -q
+    same_bytes "$work/native1/$name.nz" "$work/qemu/$name.nz"
+    timed "qemu decompress $name --threads 1" \
+        qemu-x86_64 -cpu "$qemu_cpu" "$binary" decompress "$work/native1/$name.nz" \
+        -o "$work/qemu/$name" --model "$model" --threads 1 -q
+    same_bytes "$work/in/$name" "$work/qemu/$name"
+done
+
+# With the test model, which is about 50 times faster: inputs of several streams, so that the
+# decoder's matmuls have a batch of 2 and 3 rows, checked against the .nz files that the
+# Python reference wrote.
+tiny_model=$crate_dir/tests/data/tiny.safetensors
+for name in random_5000 text_10k; do
+    timed "qemu compress $name (test model) --threads 2" \
+        qemu-x86_64 -cpu "$qemu_cpu" "$binary" compress "$crate_dir/tests/data/$name.bin" \
+        -o "$work/qemu/$name.tiny.nz" --model "$tiny_model" --threads 2 -q
+    same_bytes "$crate_dir/tests/data/$name.nz" "$work/qemu/$name.tiny.nz"
+    timed "qemu decompress $name (test model) --threads 1" \
+        qemu-x86_64 -cpu "$qemu_cpu" "$binary" decompress "$crate_dir/tests/data/$name.nz" \
+        -o "$work/qemu/$name.tiny.bin" --model "$tiny_model" --threads 1 -q
+    same_bytes "$crate_dir/tests/data/$name.bin" "$work/qemu/$name.tiny.bin"
+done
+
+if ((failures > 0)); then
+    echo "$failures check(s) failed" >&2
+    exit 1
+fi
+echo "OK: all outputs match (native --threads 1 and 2, qemu -cpu $qemu_cpu)"
