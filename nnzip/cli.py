@@ -179,8 +179,8 @@ def decompress(
     with errors_reported():
         check_input(file)
         if output is None:
-            if file.suffix != NZ_SUFFIX or file.name == NZ_SUFFIX:
-                raise UsageError(f"{file} does not end in {NZ_SUFFIX}; name the output with -o")
+            if file.suffix != NZ_SUFFIX:
+                raise UsageError(f"cannot derive an output name: {file} has no {NZ_SUFFIX} suffix; name the output with -o")
             output = file.with_suffix("")
         check_output(file, output, force)
         blob = read_input(file)
