@@ -26,7 +26,7 @@ def compress(data: bytes, model: ModelSpec = None, engine: str = "auto") -> byte
 
 
 def model_path_for(blob: bytes, model: ModelSpec) -> Path:
-    """The model to decode `blob` with: the given one, else the shipped model whose id the
+    """Return the model file to decode `blob` with: the given one, else the shipped model whose id the
     header names, else the default model (which then fails the id check with a clear error)."""
     if model is not None:
         return resolve_model(model)

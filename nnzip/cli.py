@@ -53,7 +53,7 @@ def fail(message: str, code: int = 1) -> None:
 
 
 def read_input(path: Path) -> bytes:
-    check_input(path)
+    """Read a file that check_input has accepted."""
     try:
         return path.read_bytes()
     except OSError as err:

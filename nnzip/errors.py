@@ -14,7 +14,7 @@ class InvalidDataError(NNZipError):
 
 
 class UnsupportedVersionError(InvalidDataError):
-    """A `.nz` container written by a newer format version than this reader knows."""
+    """A `.nz` container written by a newer format version than this reader supports."""
 
 
 class ChecksumError(InvalidDataError):

@@ -150,7 +150,7 @@ def export_layer(i: int, layer, s_res: float, state_max: float) -> dict[str, np.
 
 
 def export_tensors(model: ByteSSM, calibration_data: np.ndarray) -> dict[str, np.ndarray]:
-    """All integer tensors of the export of `model`."""
+    """Compute all integer tensors of the export of `model`."""
     stats = calibrate(model, calibration_data)
     s_res = stats["residual"] * RESIDUAL_HEADROOM / RESIDUAL_LIMIT
     tensors: dict[str, np.ndarray] = {}

@@ -1,4 +1,4 @@
-"""Where shipped models live, which one is the default, and loading by name, path or id."""
+"""Shipped models: their folder, the default model, and loading by name, path or id."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ MODEL_SUFFIX = ".safetensors"
 
 
 def model_dir() -> Path:
-    """The folder of shipped models: $NNZIP_MODEL_DIR, else the one inside the installed
+    """Return the folder of shipped models: $NNZIP_MODEL_DIR, else the one inside the installed
     package (wheels), else `models/` of the source checkout."""
     override = os.environ.get("NNZIP_MODEL_DIR")
     if override:

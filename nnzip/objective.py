@@ -1,6 +1,6 @@
 """The training objective: bits per byte of the integer frequencies the coder uses.
 
-The coder sees frequencies f over 256 bytes with a fixed total FREQ_TOTAL and every f >= 1.
+The coder receives frequencies f over 256 bytes with a fixed total FREQ_TOTAL and every f >= 1.
 Training quantizes the softmax the same way: f = 1 + floor(p * (FREQ_TOTAL - 256)), and the
 rounding remainder goes to the most probable byte. The loss is -log2(f[y] / FREQ_TOTAL).
 Rounding has no gradient, so the loss uses the straight-through estimator: the forward value is

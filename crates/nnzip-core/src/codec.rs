@@ -188,7 +188,7 @@ fn decompress_streams(blob: &[u8], model: &Model) -> Result<Vec<u8>> {
     }
     if data.len() as u64 != header.original_length {
         return Err(Error::InvalidData(format!(
-            "decoded {} bytes, header says {}",
+            "decoded {} bytes, but the header declares {}",
             data.len(),
             header.original_length
         )));

@@ -34,7 +34,7 @@ impl NativeModel {
         Ok(NativeModel { model, pool })
     }
 
-    /// The 32-byte sha256 model id; `.nz` headers store its first 16 bytes.
+    /// Returns the 32-byte sha256 model id. `.nz` headers store its first 16 bytes.
     #[getter]
     fn id<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, &self.model.id)
