@@ -23,7 +23,7 @@ const MIN_ROWS_PER_TASK: usize = 16;
 #[derive(Debug, Clone)]
 pub struct State {
     batch: usize,
-    /// Per layer, (batch, conv_dim, d_conv - 1) int8 conv inputs, oldest first. Each stream
+    /// Per layer, (batch, d_conv - 1, conv_dim) int8 conv inputs, oldest first. Each stream
     /// owns at least one entry, so that chunking by stream works for d_conv = 1 too.
     conv: Vec<Vec<i64>>,
     /// Per layer, (batch, n_heads, headdim, d_state). Entries stay within ±STATE_LIMIT < 2**24.
@@ -138,12 +138,7 @@ impl Model {
             .zip(state.ssm[index].par_chunks_mut(ssm_len))
             .zip(v.par_chunks(positions * projected))
             .zip(gated.par_chunks_mut(positions * e))
-            .for_each(|(((conv, ssm), v), gated)| {
-                let mut scratch = StreamScratch::new(self);
-                for (v_row, gated_row) in v.chunks_exact(projected).zip(gated.chunks_exact_mut(e)) {
-                    self.mix_position(layer, conv, ssm, v_row, gated_row, &mut scratch);
-                }
-            });
+            .for_each(|(((conv, ssm), v), gated)| self.mix_positions(layer, conv, ssm, v, gated));
 
         // Output projection straight into the residual scale, then saturation.
         let out = linear(&layer.out_proj, gated, rows, e);
@@ -155,10 +150,86 @@ impl Model {
             });
     }
 
+    /// Runs the convolution, the state update and the gate of one stream at each of its
+    /// positions in `v` (positions, in_proj outputs), writing `gated` (positions, d_inner).
+    ///
+    /// Most of the coding time is spent here. The code is compiled three times, for AVX-512,
+    /// AVX2 and the baseline instruction set, and the CPU picks one at run time. It is integer
+    /// arithmetic, which gives the same values on every path, so the choice never changes a
+    /// frequency.
+    fn mix_positions(
+        &self,
+        layer: &Layer,
+        conv: &mut [i64],
+        ssm: &mut [i32],
+        v: &[i64],
+        gated: &mut [f32],
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512dq")
+                && std::arch::is_x86_feature_detected!("avx512vl")
+            {
+                // SAFETY: the CPU has the features this clone was compiled for.
+                return unsafe { self.mix_positions_avx512(layer, conv, ssm, v, gated) };
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: as above.
+                return unsafe { self.mix_positions_avx2(layer, conv, ssm, v, gated) };
+            }
+        }
+        self.mix_positions_portable(layer, conv, ssm, v, gated)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
+    unsafe fn mix_positions_avx512(
+        &self,
+        layer: &Layer,
+        conv: &mut [i64],
+        ssm: &mut [i32],
+        v: &[i64],
+        gated: &mut [f32],
+    ) {
+        self.mix_positions_portable(layer, conv, ssm, v, gated)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn mix_positions_avx2(
+        &self,
+        layer: &Layer,
+        conv: &mut [i64],
+        ssm: &mut [i32],
+        v: &[i64],
+        gated: &mut [f32],
+    ) {
+        self.mix_positions_portable(layer, conv, ssm, v, gated)
+    }
+
+    #[inline(always)]
+    fn mix_positions_portable(
+        &self,
+        layer: &Layer,
+        conv: &mut [i64],
+        ssm: &mut [i32],
+        v: &[i64],
+        gated: &mut [f32],
+    ) {
+        let projected = layer.in_proj.outputs;
+        let e = self.config.d_inner();
+        let mut scratch = StreamScratch::new(self);
+        for (v_row, gated_row) in v.chunks_exact(projected).zip(gated.chunks_exact_mut(e)) {
+            self.mix_position(layer, conv, ssm, v_row, gated_row, &mut scratch);
+        }
+    }
+
     /// Runs the convolution, the state update and the gate of one stream at one position.
     ///
     /// `v_row` is the clamped input projection (z, xBC, dt), and `gated_row` receives the
     /// int8 input of the output projection.
+    #[inline(always)]
     fn mix_position(
         &self,
         layer: &Layer,
@@ -174,22 +245,39 @@ impl Model {
         let (z, rest) = v_row.split_at(e);
         let (xbc, dt) = rest.split_at(cd);
 
-        // Causal depthwise convolution. The window is the conv state followed by the new xBC.
+        // Causal depthwise convolution. The window holds the last k - 1 xBC rows, oldest
+        // first, and the new row is the last tap.
         let history = k - 1;
+        let acc = &mut scratch.conv_acc;
+        let newest = &layer.conv_taps[history * cd..];
+        for (((slot, &bias), &value), &tap) in
+            acc.iter_mut().zip(&layer.conv_bias).zip(xbc).zip(newest)
+        {
+            *slot = bias + value * tap;
+        }
+        if history > 0 {
+            let window = &mut conv[..history * cd];
+            for (row, taps) in window
+                .chunks_exact(cd)
+                .zip(layer.conv_taps.chunks_exact(cd))
+            {
+                for ((slot, &value), &tap) in acc.iter_mut().zip(row).zip(taps) {
+                    *slot += value * tap;
+                }
+            }
+            window.copy_within(cd.., 0);
+            window[(history - 1) * cd..].copy_from_slice(xbc);
+        }
         let silu = &mut scratch.silu;
-        for channel in 0..cd {
-            let taps = &layer.conv_weight[channel * k..(channel + 1) * k];
-            let window = &mut conv[channel * history..(channel + 1) * history];
-            let mut acc = layer.conv_bias[channel] + xbc[channel] * taps[history];
-            for (value, tap) in window.iter().zip(taps) {
-                acc += value * tap;
-            }
-            if history > 0 {
-                window.copy_within(1.., 0);
-                window[history - 1] = xbc[channel];
-            }
-            let activation = clamp_int8(layer.conv_requant[channel].apply(acc));
-            silu[channel] = table_lookup(&layer.silu_table, activation);
+        for (((out, &sum), &multiplier), &shift) in silu
+            .iter_mut()
+            .zip(acc.iter())
+            .zip(&layer.conv_multiplier)
+            .zip(&layer.conv_shift)
+        {
+            // Requant::apply with the shift as i64, which keeps the loop vectorizable.
+            let activation = clamp_int8((sum * multiplier + (1i64 << (shift - 1))) >> shift);
+            *out = table_lookup(&layer.silu_table, activation);
         }
         let (xs, bc) = silu.split_at(e);
         let (b, c_out) = bc.split_at(n);
@@ -197,7 +285,6 @@ impl Model {
         // State update per head, channel and state index, and the output C h plus the D skip.
         let y = &mut scratch.y;
         let input_round = 1i64 << (layer.ssm_input.shift - 1);
-        let decay_round = 1i64 << (DECAY_BITS - 1);
         for (head, &dt_value) in dt.iter().enumerate() {
             let table_index = head * INT8_TABLE_LEN + (dt_value + INT8_MAX) as usize;
             let delta = layer.delta_table[table_index];
@@ -206,14 +293,13 @@ impl Model {
                 // Δ x m < 2**19 * 2**7 * 2**24 = 2**50, so its product with B stays below 2**57.
                 let scaled = delta * xs[channel] * layer.ssm_input.multiplier;
                 let state_row = &mut ssm[channel * n..(channel + 1) * n];
-                let mut ch = 0i64;
-                for ((h, &b_value), &c_value) in state_row.iter_mut().zip(b).zip(c_out) {
-                    let mut value = (decay * i64::from(*h) + decay_round) >> DECAY_BITS;
-                    value += (scaled * b_value + input_round) >> layer.ssm_input.shift;
-                    let value = value.clamp(-STATE_LIMIT, STATE_LIMIT);
-                    *h = value as i32;
-                    ch += value * c_value;
-                }
+                let update = StateUpdate {
+                    decay,
+                    scaled,
+                    input_round,
+                    input_shift: layer.ssm_input.shift,
+                };
+                let ch = update_state_row(&update, state_row, b, c_out);
                 let skip = layer.skip[head] * xs[channel];
                 y[channel] = clamp_int8(layer.y_c.apply(ch) + layer.y_d.apply(skip));
             }
@@ -227,8 +313,34 @@ impl Model {
     }
 }
 
+/// The coefficients of one channel's state update; see [`update_state_row`].
+struct StateUpdate {
+    decay: i64,
+    scaled: i64,
+    input_round: i64,
+    input_shift: u32,
+}
+
+/// Decays one channel's state row, adds the input `scaled * B` and returns `C h`, the row
+/// being (d_state) and the update clamped to ±STATE_LIMIT.
+#[inline(always)]
+fn update_state_row(update: &StateUpdate, row: &mut [i32], b: &[i64], c: &[i64]) -> i64 {
+    let decay_round = 1i64 << (DECAY_BITS - 1);
+    let mut ch = 0i64;
+    for ((h, &b_value), &c_value) in row.iter_mut().zip(b).zip(c) {
+        let mut value = (update.decay * i64::from(*h) + decay_round) >> DECAY_BITS;
+        value += (update.scaled * b_value + update.input_round) >> update.input_shift;
+        let value = value.clamp(-STATE_LIMIT, STATE_LIMIT);
+        *h = value as i32;
+        ch += value * c_value;
+    }
+    ch
+}
+
 /// Per-task buffers of one stream's position, allocated once per layer and stream.
 struct StreamScratch {
+    /// The conv sums before requantization, (conv_dim).
+    conv_acc: Vec<i64>,
     /// SiLU of the conv output: xs (d_inner), then B and C (d_state each).
     silu: Vec<i64>,
     /// The int8 SSM output y, (n_heads * headdim).
@@ -238,6 +350,7 @@ struct StreamScratch {
 impl StreamScratch {
     fn new(model: &Model) -> Self {
         StreamScratch {
+            conv_acc: vec![0; model.config.conv_dim()],
             silu: vec![0; model.config.conv_dim()],
             y: vec![0; model.config.d_inner()],
         }

@@ -49,17 +49,24 @@ pub(crate) struct Linear {
     pub requant: Vec<Requant>,
 }
 
+/// A lookup table over the int8 inputs -127..=127. Its fixed length lets the compiler drop
+/// the bounds check of a lookup by a clamped index.
+pub(crate) type Int8Table = [i64; INT8_TABLE_LEN];
+
 /// The tensors of one residual block, widened to i64.
 #[derive(Debug)]
 pub(crate) struct Layer {
     pub norm_gain: Vec<i64>,
     pub in_proj: Linear,
-    /// (conv_dim, d_conv), oldest input first.
-    pub conv_weight: Vec<i64>,
+    /// (d_conv, conv_dim), oldest input first: the exported (conv_dim, d_conv) weight
+    /// transposed, so that each tap is a contiguous row for the vectorized convolution.
+    pub conv_taps: Vec<i64>,
     pub conv_bias: Vec<i64>,
-    pub conv_requant: Vec<Requant>,
-    pub silu_table: Vec<i64>,
-    pub gate_table: Vec<i64>,
+    /// The conv requantization per channel, as two arrays for the same reason.
+    pub conv_multiplier: Vec<i64>,
+    pub conv_shift: Vec<i64>,
+    pub silu_table: Int8Table,
+    pub gate_table: Int8Table,
     /// (n_heads, 255), Δ in Q16.
     pub delta_table: Vec<i64>,
     /// (n_heads, 255), exp(Δ A) in Q20.
@@ -252,12 +259,21 @@ impl<'a> ExportFile<'a> {
         let skip = self.int_tensor(&name("D"), &[h])?;
         self.check_int8(&name("D"), &skip)?;
 
+        let mut conv_taps = vec![0; cd * k];
+        for (channel, taps) in conv_weight.chunks_exact(k).enumerate() {
+            for (tap, &weight) in taps.iter().enumerate() {
+                conv_taps[tap * cd + channel] = weight;
+            }
+        }
+        let conv_requant = self.requant_rows(&name("conv.multiplier"), &name("conv.shift"), cd)?;
+
         Ok(Layer {
             norm_gain: self.gain(&name("norm.gain"), d)?,
             in_proj: self.linear(&name("in_proj"), 2 * e + 2 * n + h, d)?,
-            conv_weight,
+            conv_taps,
             conv_bias,
-            conv_requant: self.requant_rows(&name("conv.multiplier"), &name("conv.shift"), cd)?,
+            conv_multiplier: conv_requant.iter().map(|r| r.multiplier).collect(),
+            conv_shift: conv_requant.iter().map(|r| i64::from(r.shift)).collect(),
             silu_table: self.int8_table(&name("silu_table"))?,
             gate_table: self.int8_table(&name("gate_table"))?,
             delta_table,
@@ -332,10 +348,12 @@ impl<'a> ExportFile<'a> {
         Ok(gain)
     }
 
-    fn int8_table(&self, name: &str) -> Result<Vec<i64>> {
+    fn int8_table(&self, name: &str) -> Result<Int8Table> {
         let table = self.int_tensor(name, &[INT8_TABLE_LEN])?;
         self.check_int8(name, &table)?;
-        Ok(table)
+        Ok(table
+            .try_into()
+            .expect("int_tensor returns the checked shape"))
     }
 
     fn exp_table(&self) -> Result<Vec<i64>> {
