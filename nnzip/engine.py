@@ -59,18 +59,11 @@ class RustEngine:
         self.id = bytes(self.model.id)
 
     def compress(self, data: bytes, progress: Progress | None = None) -> bytes:
-        # NOTE: nnzip-core reports no progress while it works, so the bar jumps to the end, and
-        # Ctrl-C takes effect only when the call returns.
-        blob = self.model.compress(data)
-        if progress:
-            progress(len(data))
-        return blob
+        # nnzip-core calls `progress` between blocks and stops on Ctrl-C or on its exceptions.
+        return self.model.compress(data, progress)
 
     def decompress(self, blob: bytes, progress: Progress | None = None) -> bytes:
-        data = self.model.decompress(blob)
-        if progress:
-            progress(len(data))
-        return data
+        return self.model.decompress(blob, progress)
 
 
 @lru_cache(maxsize=8)

@@ -86,3 +86,36 @@ def test_missing_model_file(tmp_path):
 def test_unknown_engine(tiny_model_path):
     with pytest.raises(UsageError, match="unknown engine"):
         load_engine(tiny_model_path, "gpu")
+
+
+@pytest.mark.parametrize("name", ["python", "rust"])
+def test_progress_counts_every_byte(tiny_model_path, corpus, name):
+    engine = load_engine(tiny_model_path, name)
+    data = corpus.valid[:20_000]
+    calls: list[int] = []
+    blob = engine.compress(data, calls.append)
+    assert sum(calls) == len(data)
+    assert len(calls) > 1
+
+    calls.clear()
+    assert engine.decompress(blob, calls.append) == data
+    assert sum(calls) == len(data)
+    assert len(calls) > 1
+
+
+class Stop(Exception):
+    pass
+
+
+def stop_after_first_call(coded: int) -> None:
+    raise Stop(coded)
+
+
+def test_rust_progress_exception_stops_work(engines, corpus):
+    rust = engines[1]
+    data = corpus.valid[:20_000]
+    with pytest.raises(Stop):
+        rust.compress(data, stop_after_first_call)
+    blob = rust.compress(data)
+    with pytest.raises(Stop):
+        rust.decompress(blob, stop_after_first_call)

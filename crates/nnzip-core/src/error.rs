@@ -34,6 +34,10 @@ pub enum Error {
     #[error("{0}")]
     InvalidArgument(String),
 
+    /// Work stopped because the progress callback asked for it (for example on Ctrl-C).
+    #[error("{0}")]
+    Cancelled(String),
+
     /// A failed read or write of a file.
     #[error("{context}: {source}")]
     Io {

@@ -5,7 +5,7 @@
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -131,7 +131,9 @@ fn run(cli: &Cli) -> Result<()> {
             let model = Model::load(&resolve_model(model, model_dir.as_deref())?)?;
 
             let started = Instant::now();
-            let blob = codec::compress(&data, &model)?;
+            let mut meter = Meter::new(cli.quiet, "compress", data.len());
+            let blob = codec::compress_with_progress(&data, &model, &mut |n| meter.advance(n))?;
+            drop(meter);
             write_atomically(&target, &blob)?;
             report(cli.quiet, input, data.len(), blob.len(), started);
         }
@@ -155,12 +157,56 @@ fn run(cli: &Cli) -> Result<()> {
             let model = Model::load(&model_path)?;
 
             let started = Instant::now();
-            let data = codec::decompress(&blob, &model)?;
+            let total = codec::original_length(&blob)?;
+            let mut meter = Meter::new(cli.quiet, "decompress", total as usize);
+            let data = codec::decompress_with_progress(&blob, &model, &mut |n| meter.advance(n))?;
+            drop(meter);
             write_atomically(&target, &data)?;
             report(cli.quiet, input, data.len(), blob.len(), started);
         }
     }
     Ok(())
+}
+
+/// A one-line percentage on stderr, redrawn at most every half second, shown only when
+/// stderr is a terminal and -q is not given.
+struct Meter {
+    enabled: bool,
+    label: &'static str,
+    total: usize,
+    done: usize,
+    last_draw: Instant,
+}
+
+impl Meter {
+    fn new(quiet: bool, label: &'static str, total: usize) -> Self {
+        Meter {
+            enabled: !quiet && std::io::stderr().is_terminal(),
+            label,
+            total,
+            done: 0,
+            last_draw: Instant::now(),
+        }
+    }
+
+    fn advance(&mut self, coded: usize) -> Result<()> {
+        self.done += coded;
+        if self.enabled && self.last_draw.elapsed().as_millis() >= 500 {
+            self.last_draw = Instant::now();
+            let percent = 100 * self.done as u64 / self.total.max(1) as u64;
+            eprint!("\rnnzip-core: {} {percent:>3}%", self.label);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Meter {
+    /// Clears the line of the percentage, so that the summary or an error starts clean.
+    fn drop(&mut self) {
+        if self.enabled {
+            eprint!("\r\x1b[2K");
+        }
+    }
 }
 
 fn report(quiet: bool, input: &Path, original: usize, compressed: usize, started: Instant) {

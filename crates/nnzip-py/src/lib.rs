@@ -30,7 +30,9 @@ impl NativeModel {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
-            .map_err(|err| PyRuntimeError::new_err(format!("cannot start {threads} threads: {err}")))?;
+            .map_err(|err| {
+                PyRuntimeError::new_err(format!("cannot start {threads} threads: {err}"))
+            })?;
         Ok(NativeModel { model, pool })
     }
 
@@ -41,21 +43,85 @@ impl NativeModel {
     }
 
     /// Returns the `.nz` container of `data`, byte-identical to the Python reference.
-    fn compress<'py>(&self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
-        let result = py.allow_threads(|| self.pool.install(|| codec::compress(data, &self.model)));
+    ///
+    /// `progress`, if given, is called with the bytes coded since its previous call. Ctrl-C
+    /// and exceptions raised by `progress` stop the work and are raised here.
+    #[pyo3(signature = (data, progress = None))]
+    fn compress<'py>(
+        &self,
+        py: Python<'py>,
+        data: &[u8],
+        progress: Option<PyObject>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let mut reporter = Reporter::new(progress);
+        let result = py.allow_threads(|| {
+            self.pool.install(|| {
+                codec::compress_with_progress(data, &self.model, &mut |n| reporter.report(n))
+            })
+        });
         match result {
             Ok(blob) => Ok(PyBytes::new(py, &blob)),
-            Err(err) => Err(to_python_error(py, err)),
+            Err(err) => Err(reporter
+                .take_error()
+                .unwrap_or_else(|| to_python_error(py, err))),
         }
     }
 
-    /// Returns the original bytes of a `.nz` container made with this model.
-    fn decompress<'py>(&self, py: Python<'py>, blob: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
-        let result = py.allow_threads(|| self.pool.install(|| codec::decompress(blob, &self.model)));
+    /// Returns the original bytes of a `.nz` container made with this model; `progress` as
+    /// for `compress`.
+    #[pyo3(signature = (blob, progress = None))]
+    fn decompress<'py>(
+        &self,
+        py: Python<'py>,
+        blob: &[u8],
+        progress: Option<PyObject>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let mut reporter = Reporter::new(progress);
+        let result = py.allow_threads(|| {
+            self.pool.install(|| {
+                codec::decompress_with_progress(blob, &self.model, &mut |n| reporter.report(n))
+            })
+        });
         match result {
             Ok(data) => Ok(PyBytes::new(py, &data)),
-            Err(err) => Err(to_python_error(py, err)),
+            Err(err) => Err(reporter
+                .take_error()
+                .unwrap_or_else(|| to_python_error(py, err))),
         }
+    }
+}
+
+/// Forwards nnzip-core's progress calls to a Python callable and checks for Ctrl-C, taking
+/// the GIL for each call; keeps the Python exception that stopped the work.
+struct Reporter {
+    callback: Option<PyObject>,
+    error: Option<PyErr>,
+}
+
+impl Reporter {
+    fn new(callback: Option<PyObject>) -> Self {
+        Reporter {
+            callback,
+            error: None,
+        }
+    }
+
+    fn report(&mut self, coded: usize) -> nnzip_core::Result<()> {
+        let outcome = Python::with_gil(|py| {
+            py.check_signals()?;
+            if let Some(callback) = &self.callback {
+                callback.call1(py, (coded,))?;
+            }
+            Ok::<(), PyErr>(())
+        });
+        outcome.map_err(|err| {
+            self.error = Some(err);
+            Error::Cancelled("stopped by the progress callback".to_string())
+        })
+    }
+
+    fn take_error(&mut self) -> Option<PyErr> {
+        self.error.take()
     }
 }
 
@@ -67,10 +133,12 @@ fn to_python_error(py: Python<'_>, err: Error) -> PyErr {
         Error::Checksum(_) => "ChecksumError",
         Error::ModelMismatch(_) => "ModelMismatchError",
         Error::ModelLoad(_) => "ModelLoadError",
-        Error::InvalidArgument(_) | Error::Io { .. } => "UsageError",
+        Error::InvalidArgument(_) | Error::Io { .. } | Error::Cancelled(_) => "UsageError",
     };
     let message = err.to_string();
-    let class = py.import("nnzip.errors").and_then(|module| module.getattr(class_name));
+    let class = py
+        .import("nnzip.errors")
+        .and_then(|module| module.getattr(class_name));
     match class.and_then(|class| class.call1((message.clone(),))) {
         Ok(instance) => PyErr::from_value(instance),
         Err(_) => PyRuntimeError::new_err(message),
