@@ -7,13 +7,15 @@ from pathlib import Path
 
 from nnzip.container import unpack
 from nnzip.engine import load_engine
-from nnzip.models import default_model_path, find_model_by_id, resolve_model
+from nnzip.errors import UsageError
+from nnzip.models import DEFAULT_LEVEL, default_model_path, find_model_by_id, model_for_level, resolve_model
 
 ModelSpec = str | os.PathLike | None
 
 
-def compress(data: bytes, model: ModelSpec = None, engine: str = "auto") -> bytes:
-    """Compress `data` to a `.nz` container with `model` (default: the shipped default model).
+def compress(data: bytes, level: int | None = None, model: ModelSpec = None, engine: str = "auto") -> bytes:
+    """Compress `data` to a `.nz` container with the shipped model of `level` (1 fast .. 9 best,
+    default 6), or with `model`, a file or shipped model name; give at most one of the two.
 
     `engine` is "auto" (nnzip-core when built, else the numpy reference), "rust" or "python";
     all of them write the same bytes.
@@ -22,7 +24,16 @@ def compress(data: bytes, model: ModelSpec = None, engine: str = "auto") -> byte
     >>> nnzip.decompress(nnzip.compress(b"hello, world")) == b"hello, world"
     True
     """
-    return load_engine(resolve_model(model), engine).compress(bytes(data))
+    return load_engine(compression_model(level, model), engine).compress(bytes(data))
+
+
+def compression_model(level: int | None, model: ModelSpec) -> Path:
+    """Return the model file that a level or a model argument names (default: the default level)."""
+    if level is not None and model is not None:
+        raise UsageError("give a compression level or a model, not both")
+    if model is not None:
+        return resolve_model(model)
+    return model_for_level(DEFAULT_LEVEL if level is None else level)
 
 
 def model_path_for(blob: bytes, model: ModelSpec) -> Path:

@@ -19,10 +19,9 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
 from nnzip import codec
-from nnzip.api import model_path_for
+from nnzip.api import compression_model, model_path_for
 from nnzip.errors import InvalidDataError, ModelMismatchError, NNZipError, UsageError
 from nnzip.engine import ENGINES, load_engine
-from nnzip.models import resolve_model
 
 NZ_SUFFIX = ".nz"
 
@@ -139,6 +138,14 @@ QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print errors o
 def compress(
     file: Annotated[Path, typer.Argument(help="File to compress.")],
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output path. Default: FILE.nz.")] = None,
+    level: Annotated[
+        Optional[int],
+        typer.Option(
+            "--level",
+            metavar="1..9",
+            help="1 is fastest, 9 compresses best; -1 to -9 also work. Default: 6. Levels 1-3 use the fast model, 4-9 the default model.",
+        ),
+    ] = None,
     model: ModelOption = None,
     engine: EngineOption = "auto",
     force: ForceOption = False,
@@ -146,14 +153,14 @@ def compress(
 ) -> None:
     """Compress FILE to FILE.nz (or -o OUT) with the neural model.
 
-    Example: nnzip compress book.txt -o book.nz
+    Examples: nnzip compress book.txt -o book.nz; nnzip compress -1 big.log (fastest)
     """
     with errors_reported():
         check_input(file)
         target = output or file.with_name(file.name + NZ_SUFFIX)
         check_output(file, target, force)
         data = read_input(file)
-        coder = load_engine(resolve_model(model), engine)
+        coder = load_engine(compression_model(level, model), engine)
         started = time.perf_counter()
         with progress_bar(len(data), "compress", quiet) as advance:
             blob = coder.compress(data, advance)
@@ -219,7 +226,7 @@ def errors_reported():
 @app.command()
 def train(
     out: Annotated[Path, typer.Option("--out", help="Run directory for checkpoints (model.safetensors, config.json).")],
-    preset: Annotated[str, typer.Option(help="Model preset: small, base or tiny.")] = "small",
+    preset: Annotated[str, typer.Option(help="Model preset: fast, small, base or tiny.")] = "small",
     set_: Annotated[
         Optional[list[str]], typer.Option("--set", help="Model config override key=value, e.g. --set d_model=128.")
     ] = None,
@@ -303,8 +310,21 @@ def fetch_enwik8_command(
         say(f"enwik8 is at {fetch_enwik8(dest)}")
 
 
+LEVEL_FLAGS = {f"-{level}" for level in range(1, 10)}
+
+
+def expand_level_flags(args: list[str]) -> list[str]:
+    """Rewrite gzip-style `-1` .. `-9` as `--level N`, up to a `--`; click has no digit flags."""
+    expanded: list[str] = []
+    for index, arg in enumerate(args):
+        if arg == "--":
+            return expanded + args[index:]
+        expanded.extend(["--level", arg[1:]] if arg in LEVEL_FLAGS else [arg])
+    return expanded
+
+
 def main() -> None:
-    app(prog_name="nnzip")
+    app(args=expand_level_flags(sys.argv[1:]), prog_name="nnzip")
 
 
 if __name__ == "__main__":

@@ -83,6 +83,9 @@ class ModelConfig:
 PRESETS: dict[str, ModelConfig] = {
     # 1.05M parameters, sized so that training reaches a useful model on a 2-core CPU in under an hour.
     "small": ModelConfig(d_model=192, n_layer=4, expand=2, headdim=48, d_state=32),
+    # 0.27M parameters for level -1: about a quarter of small's arithmetic per byte, so that
+    # the Rust engine codes faster than 50 KB/s on 2 cores.
+    "fast": ModelConfig(d_model=128, n_layer=2, expand=2, headdim=32, d_state=16),
     # The reference scale of the design, 10.2M parameters; needs a GPU to train.
     "base": ModelConfig(d_model=512, n_layer=6, expand=2, headdim=64, d_state=64),
     # A few thousand parameters, for tests only.

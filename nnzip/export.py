@@ -9,6 +9,7 @@ once: everything it produces is stored as integers in the export file.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -198,5 +199,9 @@ def export_model(model: ByteSSM, calibration_data: np.ndarray, path: str | Path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata=metadata)
+    # safetensors may create the file readable by its owner only; give it the usual mode.
+    mask = os.umask(0)
+    os.umask(mask)
+    tmp.chmod(0o666 & ~mask)
     tmp.replace(path)
     return IntModel.load(path)

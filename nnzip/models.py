@@ -6,11 +6,17 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from nnzip.errors import ModelLoadError
+from nnzip.errors import ModelLoadError, UsageError
 from nnzip.intmodel import IntModel
 
 DEFAULT_MODEL = "nnzip-small-v1.safetensors"
+FAST_MODEL = "nnzip-fast-v1.safetensors"
 MODEL_SUFFIX = ".safetensors"
+
+# Levels as gzip numbers them: 1 is fastest, 9 compresses best. Levels up to FAST_LEVELS use
+# the fast model and the others the default model, which is also the best one shipped.
+MIN_LEVEL, MAX_LEVEL, DEFAULT_LEVEL = 1, 9, 6
+FAST_LEVELS = 3
 
 
 def model_dir() -> Path:
@@ -29,6 +35,13 @@ def model_dir() -> Path:
 def default_model_path() -> Path:
     """Path of the default model shipped with nnzip."""
     return model_dir() / DEFAULT_MODEL
+
+
+def model_for_level(level: int) -> Path:
+    """Path of the shipped model that compression level `level` (1..9) uses."""
+    if not MIN_LEVEL <= level <= MAX_LEVEL:
+        raise UsageError(f"compression level {level} is out of range; expected {MIN_LEVEL} to {MAX_LEVEL}")
+    return model_dir() / (FAST_MODEL if level <= FAST_LEVELS else DEFAULT_MODEL)
 
 
 def resolve_model(spec: str | os.PathLike | None) -> Path:

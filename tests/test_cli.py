@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from nnzip.cli import app
+from nnzip.cli import app, current_umask, expand_level_flags
 from nnzip.container import pack, unpack
 from nnzip.intmodel import IntModel
 
@@ -235,6 +235,7 @@ def test_export_command(tmp_path, tiny_run, tiny_model):
     result = invoke("export", str(tiny_run), "-o", str(path))
     assert result.exit_code == 0, result.stderr
     assert IntModel.load(path).id == tiny_model.id, "export is not deterministic"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~current_umask()
 
 
 def test_export_existing_output(tmp_path, tiny_run):
@@ -282,3 +283,50 @@ def test_current_dir_input(tmp_path, tiny_model_path):
     assert result.returncode == 1
     assert "is a directory" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.fixture
+def level_model_dir(tmp_path, tiny_model_path, other_model_path) -> Path:
+    """A model folder whose fast model is the tiny model and whose default model is the other one."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / "nnzip-fast-v1.safetensors").write_bytes(tiny_model_path.read_bytes())
+    (folder / "nnzip-small-v1.safetensors").write_bytes(other_model_path.read_bytes())
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("flags", "fast"),
+    [(["-1"], True), (["-3"], True), (["-4"], False), (["-9"], False), (["--level", "2"], True), ([], False)],
+    ids=["-1", "-3", "-4", "-9", "--level-2", "default"],
+)
+def test_level_chooses_model(tmp_path, text_file, level_model_dir, tiny_model, other_model, flags, fast):
+    result = run_nnzip("compress", *flags, text_file.name, "-q", cwd=tmp_path, model_dir=level_model_dir)
+    assert result.returncode == 0, result.stderr
+    blob = text_file.with_name("notes.txt.nz").read_bytes()
+    expected = tiny_model if fast else other_model
+    assert expected.id.startswith(unpack(blob)[0].model_id)
+
+    text_file.unlink()
+    result = run_nnzip("decompress", "notes.txt.nz", "-q", cwd=tmp_path, model_dir=level_model_dir)
+    assert result.returncode == 0, result.stderr
+    assert text_file.read_bytes() == TEXT
+
+
+@pytest.mark.parametrize("args", [["--level", "0"], ["--level", "10"]], ids=["0", "10"])
+def test_level_out_of_range(tmp_path, text_file, level_model_dir, args):
+    before = snapshot(tmp_path)
+    result = run_nnzip("compress", *args, text_file.name, cwd=tmp_path, model_dir=level_model_dir)
+    message = assert_clean_failure(result, tmp_path, before)
+    assert message.startswith("nnzip: error: compression level")
+
+
+def test_level_and_model_conflict(tmp_path, text_file, level_model_dir, tiny_model_path):
+    before = snapshot(tmp_path)
+    result = run_nnzip("compress", "-1", "--model", str(tiny_model_path), text_file.name, cwd=tmp_path)
+    message = assert_clean_failure(result, tmp_path, before)
+    assert "not both" in message
+
+
+def test_level_flags_stop_at_double_dash():
+    assert expand_level_flags(["compress", "-9", "--", "-1"]) == ["compress", "--level", "9", "--", "-1"]

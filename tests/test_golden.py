@@ -1,4 +1,5 @@
-"""The shipped default model and the golden `.nz` files written with it.
+"""The shipped models and the golden `.nz` files written with them (NAME.nz with the default
+model, NAME.fast.nz with the fast model).
 
 Every later version of nnzip must decode the golden files to the same bytes. Encoding them again
 must give the same bytes too, unless the encoder changes on purpose (a new golden file is then
@@ -15,10 +16,24 @@ import pytest
 import nnzip
 from nnzip import codec
 from nnzip.config import PRESETS
-from nnzip.models import DEFAULT_MODEL, default_model_path, find_model_by_id, load_model
+from nnzip.container import unpack
+from nnzip.models import DEFAULT_MODEL, FAST_MODEL, default_model_path, find_model_by_id, load_model
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
-CASES = sorted(p.name.removesuffix(".nz") for p in GOLDEN.glob("*.nz"))
+CASES = sorted(p.name for p in GOLDEN.glob("*.nz"))
+
+
+def original_of(case: str) -> bytes:
+    """The bytes that the golden file `case` holds: its name without .nz and .fast."""
+    return (GOLDEN / case.removesuffix(".nz").removesuffix(".fast")).read_bytes()
+
+
+def model_of(case: str):
+    """The shipped model that wrote `case`, found by the id in its header."""
+    blob = (GOLDEN / case).read_bytes()
+    path = find_model_by_id(unpack(blob)[0].model_id)
+    assert path is not None, f"no shipped model has the id of {case}"
+    return load_model(path)
 
 
 @pytest.fixture(scope="module")
@@ -39,20 +54,24 @@ def test_default_model_found_by_id(default_model):
     assert find_model_by_id(default_model.id[:16]) == default_model_path()
 
 
+def test_fast_model_is_fast_preset():
+    assert load_model(FAST_MODEL).config == PRESETS["fast"]
+
+
 def test_golden_cases_present():
-    assert len(CASES) >= 4
+    assert len([case for case in CASES if not case.endswith(".fast.nz")]) >= 4
+    assert len([case for case in CASES if case.endswith(".fast.nz")]) >= 2
 
 
-@pytest.mark.parametrize("name", CASES)
-def test_golden_decodes(name, default_model):
-    blob = (GOLDEN / (name + ".nz")).read_bytes()
-    assert codec.decompress(blob, default_model) == (GOLDEN / name).read_bytes()
+@pytest.mark.parametrize("case", CASES)
+def test_golden_decodes(case):
+    blob = (GOLDEN / case).read_bytes()
+    assert codec.decompress(blob, model_of(case)) == original_of(case)
 
 
-@pytest.mark.parametrize("name", CASES)
-def test_golden_encodes_same_bytes(name, default_model):
-    data = (GOLDEN / name).read_bytes()
-    assert codec.compress(data, default_model) == (GOLDEN / (name + ".nz")).read_bytes()
+@pytest.mark.parametrize("case", CASES)
+def test_golden_encodes_same_bytes(case):
+    assert codec.compress(original_of(case), model_of(case)) == (GOLDEN / case).read_bytes()
 
 
 def test_api_roundtrip_default_model():
@@ -66,14 +85,14 @@ def test_api_text_beats_gzip():
     assert len(nnzip.compress(data)) < len(gzip.compress(data, 9, mtime=0))
 
 
-@pytest.mark.parametrize("name", CASES)
-def test_golden_rust_engine(name):
+@pytest.mark.parametrize("case", CASES)
+def test_golden_rust_engine(case):
     from nnzip.engine import load_engine, native_module
 
     if native_module() is None:
         pytest.skip("nnzip._native is not built")
-    rust = load_engine(default_model_path(), "rust")
-    blob = (GOLDEN / (name + ".nz")).read_bytes()
-    original = (GOLDEN / name).read_bytes()
+    blob = (GOLDEN / case).read_bytes()
+    rust = load_engine(find_model_by_id(unpack(blob)[0].model_id), "rust")
+    original = original_of(case)
     assert rust.decompress(blob) == original
     assert rust.compress(original) == blob

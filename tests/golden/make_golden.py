@@ -1,4 +1,5 @@
-"""Write the golden `.nz` files with the shipped default model.
+"""Write the golden `.nz` files with the shipped models: NAME.nz with the default model and
+NAME.fast.nz with the fast model (level 1).
 
 Run only to add a golden file on purpose: every later nnzip must decode the existing ones to the
 same bytes, so never regenerate a file that is already committed.
@@ -17,7 +18,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))
 
 from nnzip import codec  # noqa: E402
-from nnzip.models import load_model  # noqa: E402
+from nnzip.models import DEFAULT_MODEL, FAST_MODEL, load_model  # noqa: E402
+
+# Suffix of each shipped model's golden files, and the inputs it codes (None: all).
+MODELS = {DEFAULT_MODEL: (".nz", None), FAST_MODEL: (".fast.nz", ["random-300.bin", "sleepy-hollow-6k.txt"])}
 
 
 def inputs() -> dict[str, bytes]:
@@ -32,16 +36,20 @@ def inputs() -> dict[str, bytes]:
 
 
 def main() -> None:
-    model = load_model(None)
-    for name, data in inputs().items():
-        original = HERE / name
-        compressed = HERE / (name + ".nz")
-        if compressed.exists():
-            print(f"keep {compressed.name}: golden files are never rewritten")
-            continue
-        original.write_bytes(data)
-        compressed.write_bytes(codec.compress(data, model))
-        print(f"wrote {compressed.name}: {len(data)} -> {compressed.stat().st_size} bytes")
+    for model_name, (suffix, names) in MODELS.items():
+        model = load_model(model_name)
+        for name, data in inputs().items():
+            if names is not None and name not in names:
+                continue
+            original = HERE / name
+            compressed = HERE / (name + suffix)
+            if compressed.exists():
+                print(f"keep {compressed.name}: golden files are never rewritten")
+                continue
+            if not original.exists():
+                original.write_bytes(data)
+            compressed.write_bytes(codec.compress(data, model))
+            print(f"wrote {compressed.name}: {len(data)} -> {compressed.stat().st_size} bytes")
 
 
 if __name__ == "__main__":
