@@ -6,7 +6,9 @@
 //! about [`ENCODE_ROWS`] rows (streams x positions); the decoder runs one position per call. Both get the same
 //! frequencies, because a block gives exactly the integers of single steps.
 
-use rayon::prelude::*;
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 use crate::coder::{RangeDecoder, RangeEncoder, ALPHABET_SIZE, TOTAL};
 use crate::container::{self, model_id_hex, Header, PRECISION_BITS};
@@ -85,32 +87,17 @@ fn compress_streams(data: &[u8], model: &Model, progress: Progress) -> Result<Ve
         offset += length;
     }
 
-    let mut encoders: Vec<RangeEncoder> = streams.iter().map(|_| RangeEncoder::new()).collect();
-    let mut state = model.initial_state(streams.len());
-    let longest = lengths.iter().copied().max().unwrap_or(0);
-
-    let block = (ENCODE_ROWS / streams.len().max(1)).max(1);
-    for start in (0..longest).step_by(block) {
-        let width = block.min(longest - start);
-        let ids = block_inputs(&streams, start, width);
-        let freqs = model.block(&ids, width, &mut state);
-
-        encoders
-            .par_iter_mut()
-            .zip(&streams)
-            .zip(freqs.par_chunks(width * ALPHABET_SIZE))
-            .for_each(|((encoder, stream), block_freqs)| {
-                let end = stream.len().clamp(start, start + width);
-                for (position, row) in (start..end).zip(block_freqs.chunks_exact(ALPHABET_SIZE)) {
-                    let symbol = usize::from(stream[position]);
-                    let cum: u32 = row[..symbol].iter().sum();
-                    encoder.encode(cum, row[symbol]);
-                }
-            });
-        progress(coded_bytes(&lengths, start, width))?;
+    let progress = SharedProgress::new(progress);
+    let groups = thread_groups(streams.len());
+    let results = run_groups(&groups, |range| {
+        encode_group(model, &streams[range], &progress)
+    });
+    let mut payloads = Vec::with_capacity(streams.len());
+    for result in results {
+        payloads.extend(result?);
     }
+    progress.check()?;
 
-    let payloads: Vec<Vec<u8>> = encoders.into_iter().map(RangeEncoder::finish).collect();
     let header = Header {
         model_id: model.short_id(),
         original_length: data.len() as u64,
@@ -123,6 +110,138 @@ fn compress_streams(data: &[u8], model: &Model, progress: Progress) -> Result<Ve
         precision_bits: PRECISION_BITS,
     };
     container::pack(&header, &payloads)
+}
+
+/// Encodes streams that advance together, in blocks of about [`ENCODE_ROWS`] rows, and
+/// returns their range-coded payloads.
+fn encode_group(
+    model: &Model,
+    streams: &[&[u8]],
+    progress: &SharedProgress,
+) -> Result<Vec<Vec<u8>>> {
+    let lengths: Vec<usize> = streams.iter().map(|stream| stream.len()).collect();
+    let mut encoders: Vec<RangeEncoder> = streams.iter().map(|_| RangeEncoder::new()).collect();
+    let mut state = model.initial_state(streams.len());
+    let longest = lengths.iter().copied().max().unwrap_or(0);
+
+    let block = (ENCODE_ROWS / streams.len().max(1)).max(1);
+    for start in (0..longest).step_by(block) {
+        let width = block.min(longest - start);
+        let ids = block_inputs(streams, start, width);
+        let freqs = model.block(&ids, width, &mut state);
+
+        for ((encoder, stream), block_freqs) in encoders
+            .iter_mut()
+            .zip(streams)
+            .zip(freqs.chunks(width * ALPHABET_SIZE))
+        {
+            let end = stream.len().clamp(start, start + width);
+            for (position, row) in (start..end).zip(block_freqs.chunks_exact(ALPHABET_SIZE)) {
+                let symbol = usize::from(stream[position]);
+                let cum: u32 = row[..symbol].iter().sum();
+                encoder.encode(cum, row[symbol]);
+            }
+        }
+        progress.report(coded_bytes(&lengths, start, width))?;
+    }
+    Ok(encoders.into_iter().map(RangeEncoder::finish).collect())
+}
+
+/// Splits `count` streams into contiguous groups of near-equal size, one per thread of the
+/// current rayon pool and at most one per stream.
+fn thread_groups(count: usize) -> Vec<Range<usize>> {
+    let groups = rayon::current_num_threads().clamp(1, count.max(1));
+    (0..groups)
+        .map(|group| group * count / groups..(group + 1) * count / groups)
+        .collect()
+}
+
+/// Runs `work` on each group of streams and returns the results in group order.
+///
+/// Each group runs on its own thread with a single-threaded rayon pool, so the groups never
+/// wait for each other: per-step synchronization between threads costs more than the small
+/// models' arithmetic between two steps. A single group runs in place, on the current pool.
+/// Streams are independent, so the grouping never changes a result.
+fn run_groups<T: Send>(groups: &[Range<usize>], work: impl Fn(Range<usize>) -> T + Sync) -> Vec<T> {
+    if groups.len() <= 1 {
+        return groups.iter().map(|range| work(range.clone())).collect();
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = groups
+            .iter()
+            .map(|range| {
+                let work = &work;
+                scope.spawn(
+                    move || match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
+                        Ok(pool) => pool.install(|| work(range.clone())),
+                        // Without a pool of its own the group still runs, on the global pool.
+                        Err(_) => work(range.clone()),
+                    },
+                )
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
+}
+
+/// A progress callback shared by the stream groups. After the first failed call every
+/// group's next report fails too, so all of them stop, and the first error is kept.
+struct SharedProgress<'a> {
+    callback: Mutex<Progress<'a>>,
+    failure: Mutex<Option<Error>>,
+    failed: AtomicBool,
+}
+
+impl<'a> SharedProgress<'a> {
+    fn new(callback: Progress<'a>) -> Self {
+        SharedProgress {
+            callback: Mutex::new(callback),
+            failure: Mutex::new(None),
+            failed: AtomicBool::new(false),
+        }
+    }
+
+    fn report(&self, coded: usize) -> Result<()> {
+        if self.failed.load(Ordering::Relaxed) {
+            return Err(Error::Cancelled(
+                "stopped by another thread's progress report".to_string(),
+            ));
+        }
+        let mut callback = self
+            .callback
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let outcome = (*callback)(coded);
+        if let Err(error) = outcome {
+            self.failed.store(true, Ordering::Relaxed);
+            *self
+                .failure
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(error);
+            return Err(Error::Cancelled("stopped by a progress report".to_string()));
+        }
+        Ok(())
+    }
+
+    /// Returns the error of the first failed report, if any.
+    fn check(&self) -> Result<()> {
+        match self
+            .failure
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+        {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Bytes of the streams at positions `start .. start + width`.
@@ -187,11 +306,11 @@ fn decompress_streams(blob: &[u8], model: &Model, progress: Progress) -> Result<
     check_model(&header, model)?;
 
     // Every length is at most 1423 times its payload size plus one (container rule 11), so
-    // these allocations are bounded by the size of `blob`.
-    let mut outputs: Vec<Vec<u8>> = header
+    // the output allocations are bounded by the size of `blob`.
+    let lengths: Vec<usize> = header
         .stream_lengths
         .iter()
-        .map(|&length| vec![0u8; length as usize])
+        .map(|&length| length as usize)
         .collect();
 
     // The model state of a stream can take megabytes, and a header can list up to
@@ -201,11 +320,44 @@ fn decompress_streams(blob: &[u8], model: &Model, progress: Progress) -> Result<
     // NOTE: Files with more than DECODE_GROUP streams (which the encoder never writes) can
     // report a different one of several errors than the Python reference, which advances all
     // streams together.
-    for (group_outputs, group_payloads) in outputs
-        .chunks_mut(DECODE_GROUP)
+    let progress = SharedProgress::new(progress);
+    let mut outputs: Vec<Vec<u8>> = Vec::with_capacity(lengths.len());
+    for (chunk, (chunk_lengths, chunk_payloads)) in lengths
+        .chunks(DECODE_GROUP)
         .zip(payloads.chunks(DECODE_GROUP))
+        .enumerate()
     {
-        decode_group(model, group_payloads, group_outputs, progress)?;
+        let groups = thread_groups(chunk_lengths.len());
+        let results = run_groups(&groups, |range| {
+            let base = chunk * DECODE_GROUP + range.start;
+            decode_group(
+                model,
+                &chunk_payloads[range.clone()],
+                &chunk_lengths[range],
+                base,
+                &progress,
+            )
+        });
+        progress.check()?;
+        // Each group stops at its first error; the earliest (position, stream) of them is the
+        // error that decoding all streams in lockstep, as the Python reference does, finds.
+        let mut first_error: Option<StreamError> = None;
+        for result in results {
+            match result {
+                Ok(group_outputs) => outputs.extend(group_outputs),
+                Err(error) => {
+                    if first_error
+                        .as_ref()
+                        .is_none_or(|first| error.key() < first.key())
+                    {
+                        first_error = Some(error);
+                    }
+                }
+            }
+        }
+        if let Some(error) = first_error {
+            return Err(error.error);
+        }
     }
 
     let data = outputs.concat();
@@ -226,23 +378,46 @@ fn decompress_streams(blob: &[u8], model: &Model, progress: Progress) -> Result<
     Ok(data)
 }
 
-/// Decodes streams that advance together, one model step per position, filling `outputs`.
+/// A decoding error with the position and the stream (its index in the file) where it
+/// happened; the end-of-stream checks come after every position.
+struct StreamError {
+    position: usize,
+    stream: usize,
+    error: Error,
+}
+
+impl StreamError {
+    fn key(&self) -> (usize, usize) {
+        (self.position, self.stream)
+    }
+}
+
+/// Decodes streams that advance together, one model step per position, and returns their
+/// bytes. `first_stream` is the file's index of the first one, for error ordering.
 ///
 /// Streams are handled position by position and in table order, as in the Python reference,
 /// so the first error found is the same one.
 fn decode_group(
     model: &Model,
     payloads: &[&[u8]],
-    outputs: &mut [Vec<u8>],
-    progress: Progress,
-) -> Result<()> {
+    lengths: &[usize],
+    first_stream: usize,
+    progress: &SharedProgress,
+) -> std::result::Result<Vec<Vec<u8>>, StreamError> {
     let mut decoders: Vec<RangeDecoder> = payloads
         .iter()
         .map(|payload| RangeDecoder::new(payload))
         .collect();
+    let mut outputs: Vec<Vec<u8>> = lengths.iter().map(|&length| vec![0u8; length]).collect();
     let mut state = model.initial_state(outputs.len());
-    let lengths: Vec<usize> = outputs.iter().map(Vec::len).collect();
     let longest = lengths.iter().copied().max().unwrap_or(0);
+    let at = |position: usize, index: usize| {
+        move |error: Error| StreamError {
+            position,
+            stream: first_stream + index,
+            error,
+        }
+    };
 
     let mut ids = vec![0u32; outputs.len()];
     for position in 0..longest {
@@ -251,29 +426,34 @@ fn decode_group(
         }
         let freqs = model.step(&ids, &mut state);
 
-        for ((decoder, output), row) in decoders
+        for (index, ((decoder, output), row)) in decoders
             .iter_mut()
             .zip(outputs.iter_mut())
             .zip(freqs.chunks_exact(ALPHABET_SIZE))
+            .enumerate()
         {
             if position >= output.len() {
                 continue;
             }
-            let target = decoder.decode_target()?;
+            let target = decoder.decode_target().map_err(at(position, index))?;
             let (symbol, cum) = find_symbol(row, target);
-            decoder.consume(cum, row[symbol])?;
+            decoder
+                .consume(cum, row[symbol])
+                .map_err(at(position, index))?;
             output[position] = symbol as u8;
         }
         if (position + 1) % DECODE_PROGRESS_EVERY == 0 || position + 1 == longest {
             let start = position / DECODE_PROGRESS_EVERY * DECODE_PROGRESS_EVERY;
-            progress(coded_bytes(&lengths, start, position + 1 - start))?;
+            progress
+                .report(coded_bytes(lengths, start, position + 1 - start))
+                .map_err(at(position, 0))?;
         }
     }
 
-    for decoder in &decoders {
-        decoder.verify_end()?;
+    for (index, decoder) in decoders.iter().enumerate() {
+        decoder.verify_end().map_err(at(usize::MAX, index))?;
     }
-    Ok(())
+    Ok(outputs)
 }
 
 /// Returns the symbol whose subrange of `row` contains `target`, with its cumulative

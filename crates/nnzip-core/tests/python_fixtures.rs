@@ -277,3 +277,36 @@ fn more_streams_than_decode_group() {
 
     assert_eq!(codec::decompress(&packed, model()).unwrap(), original);
 }
+
+#[test]
+fn first_error_does_not_depend_on_threads() {
+    // text_10k has three streams. Truncating the payloads of streams 0 and 2 by different
+    // amounts makes both fail, at different positions; every thread count, and so every
+    // grouping of streams, must report the error of the earliest (position, stream).
+    let blob = read("text_10k.nz");
+    let (header, payloads) = container::unpack(&blob).unwrap();
+    assert_eq!(payloads.len(), 3);
+    let cut: Vec<Vec<u8>> = payloads
+        .iter()
+        .enumerate()
+        .map(|(index, payload)| match index {
+            0 => payload[..payload.len() / 2].to_vec(),
+            2 => payload[..payload.len() / 4].to_vec(),
+            _ => payload.to_vec(),
+        })
+        .collect();
+    let mut cut_header = header.clone();
+    cut_header.stream_sizes = cut.iter().map(|payload| payload.len() as u64).collect();
+    let damaged = container::pack(&cut_header, &cut).unwrap();
+
+    let messages: Vec<String> = [1, 2, 3]
+        .iter()
+        .map(|&threads| {
+            with_threads(threads, || codec::decompress(&damaged, model()))
+                .expect_err("a truncated stream fails")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(messages[0], messages[1]);
+    assert_eq!(messages[0], messages[2]);
+}
