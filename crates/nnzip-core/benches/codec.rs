@@ -1,8 +1,9 @@
-//! Compression and decompression throughput of the default model on 64 KiB of validation text.
+//! Compression and decompression throughput of each shipped model (fast, then the default
+//! small) on 64 KiB of validation text.
 //!
-//! Run with `cargo bench --bench codec` from crates/nnzip-core (about 8 minutes on a shared
+//! Run with `cargo bench --bench codec` from crates/nnzip-core (about 5 minutes on a shared
 //! 2-core x86-64 machine), or `cargo bench --bench codec -- --quick` for 3 calls per benchmark
-//! instead of 11 (about 2.5 minutes). The input is bytes 3,200,000..3,265,536 of `enwik8-head`
+//! instead of 11 (about 1.5 minutes). The input is bytes 3,200,000..3,265,536 of `enwik8-head`
 //! in the shared data folder beside or inside the checkout, the start of the validation part.
 //! Without that file the benchmarks are skipped with a message.
 //!
@@ -20,6 +21,7 @@ use nnzip_core::{codec, Model};
 const VALIDATION_START: usize = 3_200_000;
 const INPUT_BYTES: usize = 64 * 1024;
 const THREAD_COUNTS: [usize; 2] = [1, 2];
+const MODELS: [&str; 2] = ["nnzip-fast-v1", "nnzip-small-v1"];
 
 fn repository_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("..")
@@ -58,16 +60,22 @@ fn bench_codec(c: &mut Criterion) {
         );
         return;
     };
+    for name in MODELS {
+        bench_model(c, name, &input);
+    }
+}
+
+fn bench_model(c: &mut Criterion, name: &str, input: &[u8]) {
     let model_path = repository_root()
         .join("models")
-        .join("nnzip-small-v1.safetensors");
+        .join(format!("{name}.safetensors"));
     let model = Model::load(&model_path)
         .unwrap_or_else(|error| panic!("cannot load {}: {error}", model_path.display()));
 
     // The output does not depend on the thread count, so one blob serves both.
-    let blob = codec::compress(&input, &model).expect("compression works");
+    let blob = codec::compress(input, &model).expect("compression works");
     println!(
-        "{} -> {} bytes, {:.4} bits per byte",
+        "{name}: {} -> {} bytes, {:.4} bits per byte",
         input.len(),
         blob.len(),
         8.0 * blob.len() as f64 / input.len() as f64
@@ -82,15 +90,15 @@ fn bench_codec(c: &mut Criterion) {
         // One call takes seconds, so each sample is one call and the sample count is the
         // minimum that criterion accepts: 11 calls per benchmark with the warm-up. With
         // `-- --quick`, criterion stops after 3 calls once they exceed the measurement time.
-        let mut group = c.benchmark_group(format!("codec_64k_{threads}_threads"));
+        let mut group = c.benchmark_group(format!("{name}_64k_{threads}_threads"));
         group.sample_size(10);
         group.sampling_mode(SamplingMode::Flat);
         group.warm_up_time(Duration::from_millis(1));
-        group.measurement_time(Duration::from_secs(20));
+        group.measurement_time(Duration::from_secs(10));
         group.throughput(Throughput::Bytes(input.len() as u64));
         group.bench_function("compress", |b| {
             b.iter(|| {
-                pool.install(|| codec::compress(black_box(&input), &model))
+                pool.install(|| codec::compress(black_box(input), &model))
                     .unwrap()
             })
         });

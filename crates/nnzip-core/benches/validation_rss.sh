@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Measures bits per byte, throughput and peak RSS of the nnzip-core binary on the full
-# validation part: bytes 3,200,000..3,600,000 of enwik8-head (400,000 bytes), with the default
-# model and --threads 1 and 2. Every decoded file must equal the input.
+# validation part: bytes 3,200,000..3,600,000 of enwik8-head (400,000 bytes), with each shipped
+# model (fast, then the default small) and --threads 1 and 2. Every decoded file must equal
+# the input.
 #
 # Usage: crates/nnzip-core/benches/validation_rss.sh
 #
@@ -14,7 +15,7 @@ set -euo pipefail
 
 crate_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 repo_root=$(cd "$crate_dir/../.." && pwd)
-model=$repo_root/models/nnzip-small-v1.safetensors
+models=("$repo_root/models/nnzip-fast-v1.safetensors" "$repo_root/models/nnzip-small-v1.safetensors")
 binary=$crate_dir/target/release/nnzip-core
 start=3200000
 length=400000
@@ -60,15 +61,18 @@ measure() {
         $((rss_kb / 1024))
 }
 
-for threads in 1 2; do
-    measure "compress --threads $threads" \
-        "$binary" compress "$input" -o "$work/validation.nz" --model "$model" \
-        --threads "$threads" -f
-    measure "decompress --threads $threads" \
-        "$binary" decompress "$work/validation.nz" -o "$work/decoded.bin" --model "$model" \
-        --threads "$threads" -f
-    if ! cmp -s "$input" "$work/decoded.bin"; then
-        echo "FAIL: the decoded file differs from the input (--threads $threads)" >&2
-        exit 1
-    fi
+for model in "${models[@]}"; do
+    echo "== $(basename "$model" .safetensors)"
+    for threads in 1 2; do
+        measure "compress --threads $threads" \
+            "$binary" compress "$input" -o "$work/validation.nz" --model "$model" \
+            --threads "$threads" -f
+        measure "decompress --threads $threads" \
+            "$binary" decompress "$work/validation.nz" -o "$work/decoded.bin" --model "$model" \
+            --threads "$threads" -f
+        if ! cmp -s "$input" "$work/decoded.bin"; then
+            echo "FAIL: the decoded file differs from the input (--threads $threads)" >&2
+            exit 1
+        fi
+    done
 done

@@ -3,10 +3,11 @@
 #
 # Builds the release binary and compresses fixed inputs with the default model natively with
 # --threads 1 and --threads 2. Then it compresses and decompresses a few small inputs under
-# qemu-x86_64 with a CPU model that has no AVX, AVX2, FMA or AVX-512. Those run with the
-# default model, and with the test model against the .nz files that the Python reference
-# wrote. Candle's matmul kernels pick their SIMD code at run time, so the emulated run takes
-# other code paths than the host.
+# qemu-x86_64, once with a CPU model that has no AVX, AVX2, FMA or AVX-512 and once with one
+# that has AVX2 and FMA but no AVX-512. Those run with the default and the fast model, and
+# with the test model against the .nz files that the Python reference wrote. Candle's matmul
+# kernels and nnzip-core's state update pick their SIMD code at run time (AVX-512, AVX2 or
+# baseline), so each emulated run takes other code paths than the host.
 # All outputs must match byte for byte, and every decoded file must equal its input.
 #
 # Usage: crates/nnzip-core/tests/cross_cpu.sh
@@ -14,6 +15,8 @@
 # Environment:
 #   NNZIP_MODEL       model file (default: models/nnzip-small-v1.safetensors in the repository)
 #   QEMU_CPU_MODEL    qemu -cpu model without AVX2 (default: Westmere)
+#   QEMU_AVX2_CPU_MODEL  qemu -cpu model with AVX2 and FMA but no AVX-512 (default: max,
+#                     which is that on qemu 7.2)
 #   QEMU_INPUT_BYTES  size of the text slice coded under qemu with the default model
 #                     (default: 1024)
 #   KEEP_WORK_DIR=1   keep the temporary folder with all outputs
@@ -28,6 +31,8 @@ crate_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 repo_root=$(cd "$crate_dir/../.." && pwd)
 model=${NNZIP_MODEL:-$repo_root/models/nnzip-small-v1.safetensors}
 qemu_cpu=${QEMU_CPU_MODEL:-Westmere}
+qemu_avx2_cpu=${QEMU_AVX2_CPU_MODEL:-max}
+fast_model=$repo_root/models/nnzip-fast-v1.safetensors
 qemu_input_bytes=${QEMU_INPUT_BYTES:-1024}
 binary=$crate_dir/target/release/nnzip-core
 
@@ -155,54 +160,73 @@ fn main() {
 EOF
 rustc -O --edition 2021 -o "$work/probe" "$work/probe.rs"
 native_features=$("$work/probe" | tr '\n' ' ')
-emulated_features=$(qemu-x86_64 -cpu "$qemu_cpu" "$work/probe" | tr '\n' ' ')
-echo "  CPU features, host:          $native_features"
-echo "  CPU features, qemu $qemu_cpu: $emulated_features"
-for feature in avx2 fma avx512f; do
-    if [[ " $emulated_features" != *" $feature=false"* ]]; then
-        fail "qemu -cpu $qemu_cpu reports $feature; choose a QEMU_CPU_MODEL without it"
-    fi
-done
+echo "  CPU features, host: $native_features"
+
+# Checks that qemu's CPU model $1 reports each feature=value pair of the remaining arguments.
+# Arguments: cpu model, feature=value...
+expect_features() {
+    local cpu=$1
+    shift
+    local features
+    features=$(qemu-x86_64 -cpu "$cpu" "$work/probe" 2> /dev/null | tr '\n' ' ')
+    echo "  CPU features, qemu -cpu $cpu: $features"
+    for pair in "$@"; do
+        if [[ " $features" != *" $pair "* ]]; then
+            fail "qemu -cpu $cpu does not report $pair; choose another CPU model"
+        fi
+    done
+}
+expect_features "$qemu_cpu" avx2=false fma=false avx512f=false
+expect_features "$qemu_avx2_cpu" avx2=true fma=true avx512f=false
 if ((failures > 0)); then
     echo "$failures check(s) failed" >&2
     exit 1
 fi
 
 # qemu translates every instruction, and the default model codes about 30 bytes/s under it
-# (measured on a shared 2-core x86-64 host), so the emulated part codes small inputs only. With the default
-# model: one input that covers every byte value and a 1 KB text slice (one stream each).
+# (measured on a shared 2-core x86-64 host), so the emulated part codes small inputs only. With the
+# shipped models: one input that covers every byte value and a 1 KB text slice (one stream
+# each).
 head -c "$qemu_input_bytes" "$work/in/text_20k.txt" > "$work/in/text_small.txt"
-"$binary" compress "$work/in/text_small.txt" -o "$work/native1/text_small.txt.nz" \
-    --model "$model" --threads 1 -q
+models=("$model")
+if [[ -f $fast_model && $fast_model != "$model" ]]; then
+    models+=("$fast_model")
+fi
 mkdir -p "$work/qemu"
-for name in all_bytes.bin text_small.txt; do
-    timed "qemu compress $name --threads 2" \
-        qemu-x86_64 -cpu "$qemu_cpu" "$binary" compress "$work/in/$name" \
-        -o "$work/qemu/$name.nz" --model "$model" --threads 2 -q
-    same_bytes "$work/native1/$name.nz" "$work/qemu/$name.nz"
-    timed "qemu decompress $name --threads 1" \
-        qemu-x86_64 -cpu "$qemu_cpu" "$binary" decompress "$work/native1/$name.nz" \
-        -o "$work/qemu/$name" --model "$model" --threads 1 -q
-    same_bytes "$work/in/$name" "$work/qemu/$name"
-done
+for cpu in "$qemu_cpu" "$qemu_avx2_cpu"; do
+    for model_file in "${models[@]}"; do
+        tag=$(basename "$model_file" .safetensors)
+        for name in all_bytes.bin text_small.txt; do
+            expected=$work/native1/$name.$tag.nz
+            "$binary" compress "$work/in/$name" -o "$expected" --model "$model_file" --threads 1 -q
+            timed "qemu $cpu compress $name ($tag) --threads 2" \
+                qemu-x86_64 -cpu "$cpu" "$binary" compress "$work/in/$name" \
+                -o "$work/qemu/$name.$tag.nz" --model "$model_file" --threads 2 -q
+            same_bytes "$expected" "$work/qemu/$name.$tag.nz"
+            timed "qemu $cpu decompress $name ($tag) --threads 1" \
+                qemu-x86_64 -cpu "$cpu" "$binary" decompress "$expected" \
+                -o "$work/qemu/$name.$tag" --model "$model_file" --threads 1 -q
+            same_bytes "$work/in/$name" "$work/qemu/$name.$tag"
+        done
+    done
 
-# With the test model, which is about 50 times faster: inputs of several streams, so that the
-# decoder's matmuls have a batch of 2 and 3 rows, checked against the .nz files that the
-# Python reference wrote.
-tiny_model=$crate_dir/tests/data/tiny.safetensors
-for name in random_5000 text_10k; do
-    timed "qemu compress $name (test model) --threads 2" \
-        qemu-x86_64 -cpu "$qemu_cpu" "$binary" compress "$crate_dir/tests/data/$name.bin" \
-        -o "$work/qemu/$name.tiny.nz" --model "$tiny_model" --threads 2 -q
-    same_bytes "$crate_dir/tests/data/$name.nz" "$work/qemu/$name.tiny.nz"
-    timed "qemu decompress $name (test model) --threads 1" \
-        qemu-x86_64 -cpu "$qemu_cpu" "$binary" decompress "$crate_dir/tests/data/$name.nz" \
-        -o "$work/qemu/$name.tiny.bin" --model "$tiny_model" --threads 1 -q
-    same_bytes "$crate_dir/tests/data/$name.bin" "$work/qemu/$name.tiny.bin"
+    # With the test model: inputs of several streams, so that the decoder's matmuls have a
+    # batch of 2 and 3 rows, checked against the .nz files that the Python reference wrote.
+    tiny_model=$crate_dir/tests/data/tiny.safetensors
+    for name in random_5000 text_10k; do
+        timed "qemu $cpu compress $name (test model) --threads 2" \
+            qemu-x86_64 -cpu "$cpu" "$binary" compress "$crate_dir/tests/data/$name.bin" \
+            -o "$work/qemu/$name.tiny.nz" --model "$tiny_model" --threads 2 -q
+        same_bytes "$crate_dir/tests/data/$name.nz" "$work/qemu/$name.tiny.nz"
+        timed "qemu $cpu decompress $name (test model) --threads 1" \
+            qemu-x86_64 -cpu "$cpu" "$binary" decompress "$crate_dir/tests/data/$name.nz" \
+            -o "$work/qemu/$name.tiny.bin" --model "$tiny_model" --threads 1 -q
+        same_bytes "$crate_dir/tests/data/$name.bin" "$work/qemu/$name.tiny.bin"
+    done
 done
 
 if ((failures > 0)); then
     echo "$failures check(s) failed" >&2
     exit 1
 fi
-echo "OK: all outputs match (native --threads 1 and 2, qemu -cpu $qemu_cpu)"
+echo "OK: all outputs match (native --threads 1 and 2, qemu -cpu $qemu_cpu and $qemu_avx2_cpu)"
