@@ -17,7 +17,7 @@ INPUT_VOCAB = VOCAB_SIZE + 1
 
 @dataclass(frozen=True)
 class ModelConfig:
-    arch: str = "ssm"  # "ssm" is the only backbone so far
+    arch: str = "ssm"  # "ssm" (nnzip's model) or "transformer" (the float baseline, nnzip.transformer)
     d_model: int = 256  # width of the residual stream
     n_layer: int = 4
     expand: int = 2  # d_inner = expand * d_model
@@ -48,19 +48,26 @@ class ModelConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"config field {name} must be a positive integer, got {value!r}")
-        if self.d_inner % self.headdim:
-            raise ValueError(
-                f"d_inner ({self.d_inner}) must be a multiple of headdim ({self.headdim})"
-            )
-        # Integer matmul sums of int8 x int8 stay below 2**24 only for K <= 1024, which keeps
-        # float32 kernels exact in any summation order (see docs/inference-spec.md).
-        if max(self.d_model, self.d_inner) > 1024:
-            raise ValueError(
-                f"d_model and d_inner must be <= 1024 for exact int8 matmuls, "
-                f"got d_model={self.d_model}, d_inner={self.d_inner}"
-            )
-        if self.arch != "ssm":
-            raise ValueError(f"unknown arch {self.arch!r}; expected 'ssm'")
+        if self.arch == "transformer":
+            if self.d_model % self.headdim or self.headdim % 2:
+                raise ValueError(
+                    f"transformer d_model ({self.d_model}) must be a multiple of headdim ({self.headdim}), "
+                    f"and headdim even for rotary positions"
+                )
+        elif self.arch == "ssm":
+            if self.d_inner % self.headdim:
+                raise ValueError(
+                    f"d_inner ({self.d_inner}) must be a multiple of headdim ({self.headdim})"
+                )
+            # Integer matmul sums of int8 x int8 stay below 2**24 only for K <= 1024, which keeps
+            # float32 kernels exact in any summation order (see docs/inference-spec.md).
+            if max(self.d_model, self.d_inner) > 1024:
+                raise ValueError(
+                    f"d_model and d_inner must be <= 1024 for exact int8 matmuls, "
+                    f"got d_model={self.d_model}, d_inner={self.d_inner}"
+                )
+        else:
+            raise ValueError(f"unknown arch {self.arch!r}; expected 'ssm' or 'transformer'")
         if self.mlp != "none":
             raise ValueError(f"unknown mlp {self.mlp!r}; expected 'none'")
         if self.retrieval != "none":
@@ -93,6 +100,18 @@ PRESETS: dict[str, ModelConfig] = {
 }
 
 
+# The transformer baseline of each preset: within 5% of its parameter count (1,050,368 against
+# 1,048,544 for small; 271,168 against 275,824 for fast; 9.81M against 10.18M for base), with
+# a 4x GELU MLP and heads of 32 or 40 channels.
+TRANSFORMER_TWINS: dict[str, ModelConfig] = {
+    "fast": ModelConfig(arch="transformer", d_model=96, n_layer=2, expand=4, headdim=32),
+    "small": ModelConfig(arch="transformer", d_model=128, n_layer=5, expand=4, headdim=32),
+    "base": ModelConfig(arch="transformer", d_model=400, n_layer=5, expand=4, headdim=40),
+    "tiny": ModelConfig(arch="transformer", d_model=32, n_layer=1, expand=4, headdim=16),
+}
+ARCHS = ("ssm", "transformer")
+
+
 def parse_override(text: str) -> tuple[str, object]:
     """Parse one `key=value` override; the value is read as JSON when it parses, else as a string."""
     key, sep, raw = text.partition("=")
@@ -105,11 +124,14 @@ def parse_override(text: str) -> tuple[str, object]:
     return key.strip(), value
 
 
-def build_config(preset: str, overrides: list[str] | None = None) -> ModelConfig:
-    """Return the preset's config with `key=value` overrides applied, validated."""
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; expected one of {sorted(PRESETS)}")
-    data = dataclasses.asdict(PRESETS[preset])
+def build_config(preset: str, overrides: list[str] | None = None, arch: str = "ssm") -> ModelConfig:
+    """Return the preset's config (or its transformer twin) with `key=value` overrides applied, validated."""
+    if arch not in ARCHS:
+        raise ValueError(f"unknown arch {arch!r}; expected one of {', '.join(ARCHS)}")
+    presets = PRESETS if arch == "ssm" else TRANSFORMER_TWINS
+    if preset not in presets:
+        raise ValueError(f"unknown preset {preset!r}; expected one of {sorted(presets)}")
+    data = dataclasses.asdict(presets[preset])
     for text in overrides or []:
         key, value = parse_override(text)
         data[key] = value

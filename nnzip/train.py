@@ -34,6 +34,7 @@ CHECKPOINT_TRAINER = "trainer_state.pt"
 @dataclass
 class TrainConfig:
     preset: str = "small"
+    arch: str = "ssm"  # "transformer" trains the preset's same-size transformer baseline
     overrides: list[str] = field(default_factory=list)  # model config overrides, key=value
     data: list[str] = field(default_factory=lambda: ["enwik8-train"])
     valid: str = "enwik8-valid"  # "enwik8-valid", a file, or "" for no validation
@@ -50,6 +51,15 @@ class TrainConfig:
     eval_len: int = 1024
     seed: int = 0
     threads: int = 0  # torch CPU threads per process; 0 keeps torch's default
+
+
+def build_model(config: ModelConfig) -> torch.nn.Module:
+    """The network of `config.arch`: ByteSSM, or the ByteTransformer baseline."""
+    if config.arch == "transformer":
+        from nnzip.transformer import ByteTransformer
+
+        return ByteTransformer(config)
+    return ByteSSM(config)
 
 
 def learning_rate(cfg: TrainConfig, step: int) -> float:
@@ -108,7 +118,7 @@ def load_model(run_dir: Path) -> tuple[ByteSSM, dict]:
     if not meta_path.is_file():
         raise NNZipError(f"{run_dir} is not a training run: {CHECKPOINT_CONFIG} not found")
     meta = json.loads(meta_path.read_text())
-    model = ByteSSM(ModelConfig.from_dict(meta["model"]))
+    model = build_model(ModelConfig.from_dict(meta["model"]))
     model.load_state_dict(load_file(str(Path(run_dir) / CHECKPOINT_WEIGHTS)))
     return model, meta
 
@@ -146,7 +156,7 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
         model, meta = load_model(run_dir)
         start = meta["step"]
     else:
-        model = ByteSSM(build_config(cfg.preset, cfg.overrides))
+        model = build_model(build_config(cfg.preset, cfg.overrides, cfg.arch))
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     optimizer = torch.optim.AdamW(
@@ -192,7 +202,7 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
                 valid_bpb = evaluate(model, valid, cfg)
             elapsed = time.time() - started
             log(rank, f"step {step + 1} train_bpb {loss.item():.4f} valid_bpb {valid_bpb:.4f} "
-                f"qat {int(model.head.qat)} elapsed {elapsed:.0f}s")
+                f"qat {int(qat_enabled(cfg, step))} elapsed {elapsed:.0f}s")
             if rank == 0:
                 save_checkpoint(run_dir, model, optimizer, step + 1, cfg)
     if bar is not None:
