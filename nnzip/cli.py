@@ -10,7 +10,7 @@ import os
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -227,6 +227,9 @@ def errors_reported():
 def train(
     out: Annotated[Path, typer.Option("--out", help="Run directory for checkpoints (model.safetensors, config.json).")],
     preset: Annotated[str, typer.Option(help="Model preset: fast, small, base or tiny.")] = "small",
+    arch: Annotated[
+        str, typer.Option(help="ssm (nnzip's model) or transformer (the preset's same-size float baseline).")
+    ] = "ssm",
     set_: Annotated[
         Optional[list[str]], typer.Option("--set", help="Model config override key=value, e.g. --set d_model=128.")
     ] = None,
@@ -253,6 +256,8 @@ def train(
 
       nnzip train --out runs/wide --set d_model=256 --data enwik8-train --data gutenberg
 
+      nnzip train --out runs/small-transformer --arch transformer --steps 1800
+
       torchrun --nproc_per_node 2 -m nnzip train --out runs/ddp
     """
     with errors_reported():
@@ -262,7 +267,7 @@ def train(
         except ImportError as err:
             raise UsageError(f"training needs torch: pip install 'nnzip[train]' ({err})") from err
         cfg = TrainConfig(
-            preset=preset, overrides=list(set_ or []), data=list(data or ["enwik8-train"]), valid=valid,
+            preset=preset, arch=arch, overrides=list(set_ or []), data=list(data or ["enwik8-train"]), valid=valid,
             steps=steps, batch_size=batch_size, seq_len=seq_len, lr=lr, qat_start=qat_start,
             eval_every=eval_every, seed=seed,
         )
@@ -291,9 +296,69 @@ def export(
         from nnzip.train import load_model as load_run
 
         model, meta = load_run(run)
+        if model.config.arch != "ssm":
+            raise UsageError(
+                f"{run} is a {model.config.arch} run, a float baseline without an integer export; "
+                "measure it with benchmarks/phase1.py"
+            )
         calibration = load_corpus(meta["train"]["data"][0])
         intmodel = export_model(model, calibration, output)
         say(f"exported {run} to {output}, model id {intmodel.id[:16].hex()}")
+
+
+@app.command()
+def bench(
+    files: Annotated[list[Path], typer.Argument(help="Files to compress with each compressor.")],
+    vs: Annotated[
+        str,
+        typer.Option(
+            help="Compressors beside nnzip, comma-separated: nnzip-1, gzip, bzip2, xz, zstd, zstd-ultra, brotli; "
+            "or one external command, NAME='COMPRESS {in} {out} :: DECOMPRESS {in} {out}'."
+        ),
+    ] = "gzip",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON instead of a table.")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print the rows as CSV instead of a table.")] = False,
+    plot_path: Annotated[
+        Optional[Path], typer.Option("--plot", help="Write a PNG of bpb against speed (needs matplotlib).")
+    ] = None,
+) -> None:
+    """Compare nnzip with other compressors: size, bpb, speed, peak memory, verified round trip.
+
+    Each compressor runs in its own worker process. Exit code 1 if any round trip fails.
+
+    Examples:
+
+      nnzip bench book.txt
+
+      nnzip bench book.txt logs.tar --vs gzip,xz,zstd --json
+
+      nnzip bench book.txt --vs 'lz4=lz4 -9 -f {in} {out} :: lz4 -d -f {in} {out}' --csv
+    """
+    from nnzip import bench as benchmark
+
+    with errors_reported():
+        if as_json and as_csv:
+            raise UsageError("choose one of --json and --csv")
+        for path in files:
+            check_input(path)
+        tools = ["nnzip", *[tool for tool in benchmark.parse_vs(vs) if tool != "nnzip"]]
+        rows = []
+        for path in files:
+            for tool in tools:
+                name = tool if isinstance(tool, str) else tool.name
+                with stderr.status(f"{name} on {path}") if sys.stderr.isatty() else nullcontext():
+                    rows.append(benchmark.measure(tool, path))
+        if as_json:
+            print(benchmark.rows_json(rows))
+        elif as_csv:
+            print(benchmark.rows_csv(rows), end="")
+        else:
+            Console().print(benchmark.rich_table(rows))
+        if plot_path is not None:
+            benchmark.plot(rows, plot_path)
+        failed = [f"{row.compressor} on {row.file}" for row in rows if row.round_trip.startswith("FAILED")]
+        if failed:
+            raise NNZipError(f"round trip failed: {', '.join(failed)}")
 
 
 @app.command("fetch-enwik8")

@@ -1,7 +1,10 @@
 """Command line tests: success paths run through CliRunner, failures through a real
 `python -m nnzip` process, so the tests check the exit code and stderr that a shell gets."""
 
+import csv
 import dataclasses
+import io
+import json
 import os
 import stat
 import subprocess
@@ -252,7 +255,7 @@ def test_top_level_help():
     assert "Examples" in result.stdout
 
 
-@pytest.mark.parametrize("command", ["compress", "decompress", "train", "export", "fetch-enwik8"])
+@pytest.mark.parametrize("command", ["compress", "decompress", "train", "export", "bench", "fetch-enwik8"])
 def test_command_help(command):
     result = invoke(command, "--help")
     assert result.exit_code == 0
@@ -330,3 +333,69 @@ def test_level_and_model_conflict(tmp_path, text_file, level_model_dir, tiny_mod
 
 def test_level_flags_stop_at_double_dash():
     assert expand_level_flags(["compress", "-9", "--", "-1"]) == ["compress", "--level", "9", "--", "-1"]
+
+
+def test_export_refuses_transformer_run(tmp_path, tiny_config):
+    import dataclasses
+
+    from nnzip.train import train
+
+    run = tmp_path / "transformer-run"
+    train(dataclasses.replace(tiny_config, arch="transformer", steps=2, eval_every=2), run, progress=False)
+    before = snapshot(tmp_path)
+    result = run_nnzip("export", str(run), "-o", "out.safetensors", cwd=tmp_path)
+    message = assert_clean_failure(result, tmp_path, before)
+    assert "transformer run" in message
+
+
+def test_bench_json_rows(tmp_path, level_model_dir):
+    (tmp_path / "book.txt").write_bytes(TEXT * 4)
+    result = run_nnzip("bench", "book.txt", "--vs", "gzip,xz,zstd", "--json", cwd=tmp_path, model_dir=level_model_dir)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [row["compressor"] for row in rows] == ["nnzip", "gzip", "xz", "zstd"]
+    for row in rows:
+        assert row["round_trip"] == "ok"
+        assert row["original_bytes"] == len(TEXT) * 4
+        assert row["bpb"] == pytest.approx(8 * row["compressed_bytes"] / row["original_bytes"])
+        assert row["compress_bytes_per_s"] > 0 and row["decompress_bytes_per_s"] > 0
+        assert row["peak_rss_mib"] > 0
+
+
+def test_bench_csv_and_external_command(tmp_path, level_model_dir):
+    (tmp_path / "book.txt").write_bytes(TEXT)
+    vs = f"copy={sys.executable} -c 'import shutil,sys; shutil.copy(sys.argv[1], sys.argv[2])' {{in}} {{out}}"
+    vs += f" :: {sys.executable} -c 'import shutil,sys; shutil.copy(sys.argv[1], sys.argv[2])' {{in}} {{out}}"
+    result = run_nnzip("bench", "book.txt", "--vs", vs, "--csv", cwd=tmp_path, model_dir=level_model_dir)
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [row["compressor"] for row in rows] == ["nnzip", "copy"]
+    assert rows[1]["compressed_bytes"] == str(len(TEXT))
+    assert rows[1]["round_trip"] == "ok"
+
+
+def test_bench_failing_external_command(tmp_path, level_model_dir):
+    (tmp_path / "book.txt").write_bytes(TEXT)
+    vs = f"broken={sys.executable} -c 'import sys; sys.exit(3)' {{in}} {{out}}"
+    result = run_nnzip("bench", "book.txt", "--vs", vs, "--json", cwd=tmp_path, model_dir=level_model_dir)
+    assert result.returncode == 1
+    rows = json.loads(result.stdout)
+    assert rows[1]["round_trip"].startswith("FAILED")
+    assert "exited with 3" in rows[1]["round_trip"]
+    assert result.stderr.startswith("nnzip: error: round trip failed: broken")
+
+
+def test_bench_unknown_compressor(tmp_path):
+    (tmp_path / "book.txt").write_bytes(TEXT)
+    before = snapshot(tmp_path)
+    result = run_nnzip("bench", "book.txt", "--vs", "gzip,lz5", cwd=tmp_path)
+    message = assert_clean_failure(result, tmp_path, before)
+    assert "lz5" in message
+
+
+def test_bench_plot(tmp_path, level_model_dir):
+    pytest.importorskip("matplotlib")
+    (tmp_path / "book.txt").write_bytes(TEXT)
+    result = run_nnzip("bench", "book.txt", "--plot", "plot.png", "--csv", cwd=tmp_path, model_dir=level_model_dir)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
