@@ -192,21 +192,22 @@ models=("$model")
 if [[ -f $fast_model && $fast_model != "$model" ]]; then
     models+=("$fast_model")
 fi
-mkdir -p "$work/qemu"
 for cpu in "$qemu_cpu" "$qemu_avx2_cpu"; do
+    out=$work/qemu-$cpu
+    mkdir -p "$out"
     for model_file in "${models[@]}"; do
         tag=$(basename "$model_file" .safetensors)
         for name in all_bytes.bin text_small.txt; do
             expected=$work/native1/$name.$tag.nz
-            "$binary" compress "$work/in/$name" -o "$expected" --model "$model_file" --threads 1 -q
+            "$binary" compress "$work/in/$name" -o "$expected" --model "$model_file" --threads 1 -q -f
             timed "qemu $cpu compress $name ($tag) --threads 2" \
                 qemu-x86_64 -cpu "$cpu" "$binary" compress "$work/in/$name" \
-                -o "$work/qemu/$name.$tag.nz" --model "$model_file" --threads 2 -q
-            same_bytes "$expected" "$work/qemu/$name.$tag.nz"
+                -o "$out/$name.$tag.nz" --model "$model_file" --threads 2 -q
+            same_bytes "$expected" "$out/$name.$tag.nz"
             timed "qemu $cpu decompress $name ($tag) --threads 1" \
                 qemu-x86_64 -cpu "$cpu" "$binary" decompress "$expected" \
-                -o "$work/qemu/$name.$tag" --model "$model_file" --threads 1 -q
-            same_bytes "$work/in/$name" "$work/qemu/$name.$tag"
+                -o "$out/$name.$tag" --model "$model_file" --threads 1 -q
+            same_bytes "$work/in/$name" "$out/$name.$tag"
         done
     done
 
@@ -216,12 +217,12 @@ for cpu in "$qemu_cpu" "$qemu_avx2_cpu"; do
     for name in random_5000 text_10k; do
         timed "qemu $cpu compress $name (test model) --threads 2" \
             qemu-x86_64 -cpu "$cpu" "$binary" compress "$crate_dir/tests/data/$name.bin" \
-            -o "$work/qemu/$name.tiny.nz" --model "$tiny_model" --threads 2 -q
-        same_bytes "$crate_dir/tests/data/$name.nz" "$work/qemu/$name.tiny.nz"
+            -o "$out/$name.tiny.nz" --model "$tiny_model" --threads 2 -q
+        same_bytes "$crate_dir/tests/data/$name.nz" "$out/$name.tiny.nz"
         timed "qemu $cpu decompress $name (test model) --threads 1" \
             qemu-x86_64 -cpu "$cpu" "$binary" decompress "$crate_dir/tests/data/$name.nz" \
-            -o "$work/qemu/$name.tiny.bin" --model "$tiny_model" --threads 1 -q
-        same_bytes "$crate_dir/tests/data/$name.bin" "$work/qemu/$name.tiny.bin"
+            -o "$out/$name.tiny.bin" --model "$tiny_model" --threads 1 -q
+        same_bytes "$crate_dir/tests/data/$name.bin" "$out/$name.tiny.bin"
     done
 done
 
