@@ -13,10 +13,10 @@ One command does every stage and writes docs/phase1-report.md and docs/phase1-pl
    256 bytes (14.7M bytes) with the architecture's best sweep learning rate. The SSM ends with
    quantization-aware training (the last 40% of steps), as the shipped models do; the
    transformer stays a float model.
-3. Evaluation on the 400,000-byte validation part: the SSM's exact `.nz` size after export
-   (coded by nnzip-core), the transformer's exact size through the same frequency rule and
-   range coder (`nnzip.baseline`), the float bpb of both, coding speed, and the classic
-   compressors through `nnzip bench`'s measurement.
+3. Evaluation on the 400,000-byte validation part. The SSM's exact size is its `.nz` file
+   after export, coded by nnzip-core. The transformer's exact size comes from the same
+   frequency rule and range coder (`nnzip.baseline`). Also measured: the float bpb of both,
+   coding speed, and the classic compressors through `nnzip bench`'s measurement.
 4. The report, with the two success criteria fixed before the runs.
 
 Runs that exist with the same recipe and all their steps are loaded, not trained again:
@@ -87,7 +87,7 @@ def recipe(cfg: TrainConfig | dict) -> dict:
 
 
 def finished_run(folder: Path, cfg: TrainConfig) -> bool:
-    """True if `folder` holds a run of `cfg`'s recipe that reached its last step."""
+    """Return True if `folder` has a run of `cfg`'s recipe that reached its last step."""
     path = folder / "config.json"
     if not path.is_file():
         return False

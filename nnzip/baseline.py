@@ -6,7 +6,7 @@ optimizes, and the range coder of `nnzip.coder` codes the bytes. The result is a
 container whose size counts every bit, decoded again to check the round trip.
 
 The frequencies come from float arithmetic, so only this process (same machine, same torch)
-is guaranteed to decode the container; that suffices for measuring a size, and is why the
+is sure to decode the container. That suffices for measuring a size. It is also why the
 baseline has no `nnzip decompress` support.
 
 A transformer sees at most `context` bytes: windows of `context` inputs that start with BOS,
@@ -74,7 +74,7 @@ def stream_logits(model: torch.nn.Module, stream: np.ndarray, context: int | Non
 
 
 def frequencies(logits: torch.Tensor) -> np.ndarray:
-    """The coder's integer frequency rows for `logits` (T, 256)."""
+    """Return the coder's integer frequency rows for `logits` (T, 256)."""
     return quantize_probs(torch.softmax(logits.double(), dim=-1)).round().to(torch.int64).numpy()
 
 
@@ -92,8 +92,8 @@ def exact_size(model: torch.nn.Module, data: bytes, context: int | None) -> Exac
         payloads.append(payload)
         start += length
 
-    # The id of a float model is not part of nnzip's model ids; a hash of its name stands in,
-    # so the header has the size it has for any model.
+    # A float model has no nnzip model id, so a hash of its class name fills the field. The
+    # header has the same size for any model.
     header = Header(
         model_id=hashlib.sha256(type(model).__name__.encode()).digest()[:MODEL_ID_SIZE],
         original_length=len(view),

@@ -78,7 +78,7 @@ BUILTIN: dict[str, Callable[[], Codec]] = {
     "zstd-ultra": lambda: zstd_codec(22, long_window=True),
     "brotli": brotli_codec,
 }
-# How each built-in is set, for the table and the report.
+# Settings of each built-in, for the table and the report.
 SETTINGS = {
     "nnzip": "-6, small model",
     "nnzip-1": "-1, fast model",
@@ -201,7 +201,7 @@ def worker_main(args: list[str]) -> None:
 
 
 def measure(tool: str | External, path: Path) -> Row:
-    """One row, measured in a worker process."""
+    """Measure one row in a worker process."""
     name = tool if isinstance(tool, str) else tool.name
     settings = SETTINGS.get(name, "") if isinstance(tool, str) else tool.compress
     row = Row(file=str(path), compressor=name, settings=settings, original_bytes=path.stat().st_size)
@@ -243,7 +243,7 @@ def rows_csv(rows: list[Row]) -> str:
 
 
 def rich_table(rows: list[Row]):
-    """The rows as a table; a file column only when there are several files."""
+    """Render the rows as a rich table, with a file column only when there are several files."""
     from rich.table import Table
 
     several = len({row.file for row in rows}) > 1
@@ -278,7 +278,7 @@ def speed_text(bytes_per_s: float | None) -> str:
 
 
 def plot(rows: list[Row], path: Path) -> None:
-    """bpb against compression speed, one point per compressor (and file), log speed axis."""
+    """Draw bpb against compression speed, one point per row, with a log speed axis."""
     try:
         import matplotlib
 
