@@ -25,8 +25,14 @@ class ModelConfig:
     d_state: int = 32  # N, the state size per channel
     d_conv: int = 4  # width of the short causal convolution
     chunk_size: int = 64  # chunk length of the parallel (training) scan; no effect on results
-    mlp: str = "none"  # MLP sub-block after each mixer: "none" so far
+    mlp: str = "none"  # MLP sub-block after each mixer: "none", "gated" or "kan"
     retrieval: str = "none"  # retrieval features: "none" (stub that adds nothing)
+    mlp_hidden: int = 0  # hidden width of the gated MLP
+    kan_grid: int = 0  # basis functions per input of the KAN MLP
+
+    # Fields added after the first shipped models. The canonical JSON (part of the model id)
+    # leaves them out at these defaults, so the ids of older exports do not change.
+    LATER_FIELDS = {"mlp_hidden": 0, "kan_grid": 0}
 
     @property
     def d_inner(self) -> int:
@@ -68,13 +74,28 @@ class ModelConfig:
                 )
         else:
             raise ValueError(f"unknown arch {self.arch!r}; expected 'ssm' or 'transformer'")
-        if self.mlp != "none":
-            raise ValueError(f"unknown mlp {self.mlp!r}; expected 'none'")
+        if self.mlp not in ("none", "gated", "kan"):
+            raise ValueError(f"unknown mlp {self.mlp!r}; expected 'none', 'gated' or 'kan'")
+        for name in self.LATER_FIELDS:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"config field {name} must be a non-negative integer, got {value!r}")
+        if self.mlp == "gated" and not 1 <= self.mlp_hidden <= 1024:
+            raise ValueError(f"the gated MLP needs 1 <= mlp_hidden <= 1024 (exact int8 matmuls), got {self.mlp_hidden}")
+        if self.mlp == "kan" and not (self.kan_grid >= 2 and self.d_model * self.kan_grid <= 1024):
+            raise ValueError(
+                f"the KAN MLP needs kan_grid >= 2 and d_model * kan_grid <= 1024 (exact int8 matmuls), "
+                f"got kan_grid={self.kan_grid}, d_model={self.d_model}"
+            )
         if self.retrieval != "none":
             raise ValueError(f"unknown retrieval {self.retrieval!r}; expected 'none'")
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+        data = dataclasses.asdict(self)
+        for name, default in self.LATER_FIELDS.items():
+            if data[name] == default:
+                del data[name]
+        return json.dumps(data, sort_keys=True)
 
     @classmethod
     def from_dict(cls, data: dict) -> ModelConfig:

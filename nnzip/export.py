@@ -30,7 +30,7 @@ from nnzip.intmodel import (
     IntModel,
     model_id,
 )
-from nnzip.model import DT_MAX, QMAX, ByteSSM
+from nnzip.model import BASIS_SCALE, DT_MAX, QMAX, ByteSSM, KANMLP
 
 MULTIPLIER_BITS = 24  # multipliers lie in [2**23, 2**24], so value * multiplier fits int64
 RESIDUAL_HEADROOM = 8  # calibrated max |residual| maps to RESIDUAL_LIMIT / 8
@@ -147,6 +147,39 @@ def export_layer(i: int, layer, s_res: float, state_max: float) -> dict[str, np.
     w, s_w = quantize_rows(m.out_proj.weight)
     out[p + "out_proj.weight"] = w
     out[p + "out_proj.multiplier"], out[p + "out_proj.shift"] = multiplier_and_shift(s_w * s_out / s_res)
+    if layer.mlp is not None:
+        out.update(export_mlp(p, layer, s_res))
+    return out
+
+
+def export_mlp(p: str, layer, s_res: float) -> dict[str, np.ndarray]:
+    """Integer tensors of a layer's MLP (gated or KAN), ending at the residual scale."""
+    mlp = layer.mlp
+    s_in = act_scale(mlp.in_act)
+    gain = layer.mlp_norm.weight.detach().double().numpy()
+    out = {p + "mlp_norm.gain": round_half_up(gain / s_in * 2**GAIN_BITS).astype(np.int64)}
+
+    if isinstance(mlp, KANMLP):
+        # One table per basis function over the int8 input; values on the fixed 1/127 grid.
+        centers = mlp.centers.double().numpy()
+        u = INT8_GRID * s_in
+        phi = np.exp(-(((u[None, :] - centers[:, None]) / mlp.width) ** 2))
+        out[p + "mlp.basis_table"] = np.clip(round_half_up(phi / BASIS_SCALE), 0, QMAX).astype(np.int16)
+        w, s_w = quantize_rows(mlp.proj.weight)
+        out[p + "mlp.proj.weight"] = w
+        out[p + "mlp.proj.multiplier"], out[p + "mlp.proj.shift"] = multiplier_and_shift(s_w * BASIS_SCALE / s_res)
+        return out
+
+    s_a, s_g, s_gate, s_out = (act_scale(q) for q in (mlp.a_act, mlp.g_act, mlp.gate_act, mlp.out_act))
+    w, s_w = quantize_rows(mlp.up.weight)
+    target = np.concatenate([np.full(mlp.hidden, s_a), np.full(mlp.hidden, s_g)])
+    out[p + "mlp.up.weight"] = w
+    out[p + "mlp.up.multiplier"], out[p + "mlp.up.shift"] = multiplier_and_shift(s_w * s_in / target)
+    out[p + "mlp.gate_table"] = int8_table(silu, s_g, s_gate)
+    out[p + "mlp.gate.multiplier"], out[p + "mlp.gate.shift"] = multiplier_and_shift(s_a * s_gate / s_out)
+    w, s_w = quantize_rows(mlp.down.weight)
+    out[p + "mlp.down.weight"] = w
+    out[p + "mlp.down.multiplier"], out[p + "mlp.down.shift"] = multiplier_and_shift(s_w * s_out / s_res)
     return out
 
 

@@ -105,6 +105,27 @@ def expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
         for name in ("ssm.input_", "y.c_", "y.d_", "gate."):
             shapes[p + name + "multiplier"] = (1,)
             shapes[p + name + "shift"] = (1,)
+        shapes.update(mlp_shapes(c, p))
+    return shapes
+
+
+def mlp_shapes(c: ModelConfig, p: str) -> dict[str, tuple[int, ...]]:
+    """Shapes of the MLP tensors of layer prefix `p` (none without an MLP)."""
+    if c.mlp == "none":
+        return {}
+    shapes: dict[str, tuple[int, ...]] = {p + "mlp_norm.gain": (c.d_model,)}
+    if c.mlp == "gated":
+        linears = {"mlp.up": (2 * c.mlp_hidden, c.d_model), "mlp.down": (c.d_model, c.mlp_hidden)}
+        shapes[p + "mlp.gate_table"] = (2 * INT8_MAX + 1,)
+        shapes[p + "mlp.gate.multiplier"] = (1,)
+        shapes[p + "mlp.gate.shift"] = (1,)
+    else:
+        linears = {"mlp.proj": (c.d_model, c.d_model * c.kan_grid)}
+        shapes[p + "mlp.basis_table"] = (c.kan_grid, 2 * INT8_MAX + 1)
+    for name, shape in linears.items():
+        shapes[p + name + ".weight"] = shape
+        shapes[p + name + ".multiplier"] = (shape[0],)
+        shapes[p + name + ".shift"] = (shape[0],)
     return shapes
 
 
@@ -144,7 +165,7 @@ class IntModel:
         self.weights_t = {
             name: value.astype(np.float64).T.copy()
             for name, value in self.t.items()
-            if name.endswith("proj.weight") or name == "head.weight"
+            if name.endswith(".weight") and not name.endswith("conv.weight")
         }
 
     @classmethod
@@ -253,6 +274,23 @@ class IntModel:
         residual = x + self.linear(p + "out_proj", out)
         return np.clip(residual, -RESIDUAL_LIMIT, RESIDUAL_LIMIT)
 
+    def mlp_block(self, i: int, x: np.ndarray) -> np.ndarray:
+        """Add layer i's MLP to the residual x (b, T, D); row-wise, so it has no state."""
+        c, t, p = self.config, self.t, f"layers.{i}."
+        u = rms_normalize(x, t[p + "mlp_norm.gain"], GAIN_BITS)
+        if c.mlp == "gated":
+            a, g = np.split(clamp_int8(self.linear(p + "mlp.up", u)), [c.mlp_hidden], axis=-1)
+            gated = a * table_lookup(t[p + "mlp.gate_table"], g)
+            hidden = clamp_int8(requantize(gated, t[p + "mlp.gate.multiplier"], t[p + "mlp.gate.shift"]))
+            out = self.linear(p + "mlp.down", hidden)
+        else:
+            # Basis values by table, laid out input-major: feature i * G + k is phi_k(u_i).
+            table = t[p + "mlp.basis_table"]  # (G, 255)
+            features = table[:, u + INT8_MAX]  # (G, b, T, D)
+            features = np.moveaxis(features, 0, -1).reshape(*u.shape[:-1], -1)
+            out = self.linear(p + "mlp.proj", features)
+        return np.clip(x + out, -RESIDUAL_LIMIT, RESIDUAL_LIMIT)
+
     def block(self, ids: np.ndarray, state: IntState) -> np.ndarray:
         """Feed T input ids per stream (b, T); return the frequencies after each, (b, T, 256).
 
@@ -262,6 +300,8 @@ class IntModel:
         x = self.t["embedding"][ids]
         for i in range(self.config.n_layer):
             x = self.mixer_block(i, x, state)
+            if self.config.mlp != "none":
+                x = self.mlp_block(i, x)
         u = rms_normalize(x, self.t["norm_f.gain"], GAIN_BITS)
         logits = self.linear("head", u)
         b, T, _ = logits.shape

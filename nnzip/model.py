@@ -249,23 +249,105 @@ class Mixer(nn.Module):
         return self.finish(y, x, z), window[:, :, 1:], ssm_state
 
 
-class Block(nn.Module):
-    """Pre-norm residual block: x + Mixer(RMSNorm(x)).
+KAN_RANGE = 3.0  # basis centers span [-3, 3], the bulk of an RMS-normalized input
+BASIS_SCALE = 1.0 / QMAX  # fixed int8 scale of the basis values, which lie in [0, 1]
 
-    NOTE: the MLP sub-block is a seam only: `config.mlp` accepts "none" so far.
+
+class GatedMLP(nn.Module):
+    """Gated MLP (SwiGLU form): down(a * SiLU(g)) with [a, g] = up(u)."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.hidden = config.mlp_hidden
+        self.up = QLinear(config.d_model, 2 * self.hidden)
+        self.down = QLinear(self.hidden, config.d_model)
+        self.down.weight.data /= math.sqrt(2 * config.n_layer)
+        self.in_act = ActQuant()  # normalized input of up
+        self.a_act = ActQuant()
+        self.g_act = ActQuant()
+        self.gate_act = ActQuant()  # SiLU(g)
+        self.out_act = ActQuant()  # a * SiLU(g), input of down
+
+    def set_qat(self, enabled: bool) -> None:
+        self.up.qat = self.down.qat = enabled
+        for module in (self.in_act, self.a_act, self.g_act, self.gate_act, self.out_act):
+            module.enabled = enabled
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        a, g = self.up(self.in_act(u)).split(self.hidden, dim=-1)
+        gate = self.gate_act(F.silu(self.g_act(g)))
+        return self.down(self.out_act(self.a_act(a) * gate))
+
+
+class KANMLP(nn.Module):
+    """KAN-style MLP: learnable activations on edges, as a basis expansion and one linear map.
+
+    Each input u_i passes through G Gaussian bumps on a grid shared by all inputs, and
+    out_j = sum_i sum_k c_jik phi_k(u_i): the coefficients c_ji. are the learnable activation
+    of edge (i, j). The basis is a fixed function of an int8 input, so the integer model
+    computes it with one 255-entry table per basis function, and the linear map is one int8
+    matmul with d_model * G inputs.
     """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        grid = config.kan_grid
+        self.register_buffer("centers", torch.linspace(-KAN_RANGE, KAN_RANGE, grid))
+        self.width = 2 * KAN_RANGE / (grid - 1)
+        self.proj = QLinear(config.d_model * grid, config.d_model)
+        self.proj.weight.data /= math.sqrt(2 * config.n_layer)
+        self.in_act = ActQuant()
+        self.qat = False
+
+    def set_qat(self, enabled: bool) -> None:
+        self.qat = self.proj.qat = self.in_act.enabled = enabled
+
+    def basis(self, u: torch.Tensor) -> torch.Tensor:
+        """(..., D) -> (..., D * G) basis values in [0, 1]."""
+        phi = torch.exp(-(((u[..., None] - self.centers) / self.width) ** 2))
+        if self.qat:
+            phi = fake_quant(phi, torch.tensor(BASIS_SCALE))
+        return phi.flatten(-2)
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.basis(self.in_act(u)))
+
+
+def build_mlp(config: ModelConfig) -> nn.Module | None:
+    if config.mlp == "gated":
+        return GatedMLP(config)
+    if config.mlp == "kan":
+        return KANMLP(config)
+    return None
+
+
+class Block(nn.Module):
+    """Pre-norm residual block: x + Mixer(RMSNorm(x)), then x + MLP(RMSNorm(x)) when the
+    config has an MLP."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.norm = RMSNorm(config.d_model)
         self.mixer = Mixer(config)
+        self.mlp = build_mlp(config)
+        self.mlp_norm = RMSNorm(config.d_model) if self.mlp is not None else None
+
+    def set_qat(self, enabled: bool) -> None:
+        self.mixer.set_qat(enabled)
+        if self.mlp is not None:
+            self.mlp.set_qat(enabled)
+
+    def add_mlp(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mlp is None:
+            return x
+        return x + self.mlp(self.mlp_norm(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.mixer(self.norm(x))
+        return self.add_mlp(x + self.mixer(self.norm(x)))
 
     def step(self, x, conv_state, ssm_state):
         out, conv_state, ssm_state = self.mixer.step(self.norm(x), conv_state, ssm_state)
-        return x + out, conv_state, ssm_state
+        return self.add_mlp(x + out), conv_state, ssm_state
 
 
 class NoRetrieval(nn.Module):
@@ -293,7 +375,7 @@ class ByteSSM(nn.Module):
     def set_qat(self, enabled: bool) -> None:
         """Turn fake quantization of weights and activations on or off everywhere."""
         for layer in self.layers:
-            layer.mixer.set_qat(enabled)
+            layer.set_qat(enabled)
         self.head.qat = enabled
         self.head_act.enabled = enabled
 
