@@ -53,7 +53,7 @@ RECIPE_FIELDS = ("preset", "arch", "overrides", "data", "steps", "batch_size", "
                  "warmup", "weight_decay", "qat_start", "seed")
 
 CRITERIA = """\
-Two success criteria, fixed before any phase 1 run:
+Two success criteria, fixed before any phase 1 result was seen:
 
 1. nnzip beats gzip: the exact `.nz` bpb of the SSM is below gzip -9's on the validation part.
 2. nnzip is within 10% of the same-size transformer: the SSM's exact bpb is at most 1.10
@@ -164,7 +164,18 @@ def main() -> None:
         return
     from phase1_report import write_report  # noqa: E402  (benchmarks/phase1_report.py)
 
-    write_report(args.runs, sweep_results, folders, CRITERIA, machine=platform.processor() or platform.machine())
+    write_report(args.runs, sweep_results, folders, CRITERIA, machine=cpu_model())
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo, else the platform's machine name."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
 
 
 if __name__ == "__main__":

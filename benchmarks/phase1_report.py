@@ -167,18 +167,40 @@ def write_report(runs: Path, sweep: dict, folders: dict, criteria: str, machine:
     classic = classic_rows(data)
     plot(results, classic)
     (runs / "results.json").write_text(json.dumps({f"{p} {a}": r for (p, a), r in results.items()}, indent=2))
-    REPORT.write_text(render(sweep, results, records, classic, criteria, machine, len(data)))
+    REPORT.write_text(render(sweep, results, records, classic, criteria, machine, len(data), runs.parent))
     print(f"phase1: wrote {REPORT.relative_to(ROOT)} and {PLOT.relative_to(ROOT)}", file=sys.stderr)
 
 
-def render(sweep, results, records, classic, criteria, machine, length) -> str:
+def mlp_section(runs_root: Path) -> list[str]:
+    """The MLP ablation: its rule (docs/mlp.md, fixed before the runs) and, once run, its table."""
+    text = (ROOT / "docs" / "mlp.md").read_text()
+    rule = text[text.index("## Keep-or-cut rule") :].split("\n", 1)[1]
+    rule = rule[: rule.index("`python benchmarks/mlp_ablation.py`")].strip()
+    lines = ["## MLP ablation: KAN against gated", "", rule, ""]
+    path = runs_root / "mlp-ablation" / "results.json"
+    if not path.is_file():
+        return lines + ["Not run yet: `python benchmarks/mlp_ablation.py` runs it.", ""]
+    results = json.loads(path.read_text())
+    lines += ["| arm | seed | parameters | steps | exact bpb | compress (reference) |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for arm, runs in results["runs"].items():
+        for r in runs:
+            lines.append(f"| {arm} | {r['seed']} | {r['parameters']:,} | {r['steps']} | {r['exact_bpb']:.4f} | "
+                         f"{r['compress_bytes_per_s']:.0f} B/s |")
+    d = results["decision"]
+    lines += ["", f"Mean exact bpb: gated {d['mean_bpb']['gated']:.4f}, KAN {d['mean_bpb']['kan']:.4f}; seed spread "
+              f"{d['spread']:.4f}. KAN better by more than the spread: {'yes' if d['kan_better'] else 'no'}; KAN coding "
+              f"speed at least 80% of gated: {'yes' if d['kan_fast_enough'] else 'no'}. **Decision: keep {d['winner']}.**", ""]
+    return lines
+
+
+def render(sweep, results, records, classic, criteria, machine, length, runs_root: Path) -> str:
     gzip_bpb = next(row.bpb for row in classic if row.compressor == "gzip")
     lines = [
         "# Phase 1 report: a small SSM against a same-size transformer",
         "",
         "Written by `python benchmarks/phase1.py`; do not edit by hand. Every number below comes",
         "from the run that wrote this file, on "
-        f"{platform.system()} {platform.machine()} ({os.cpu_count()} CPU cores, {machine or 'CPU'}), except",
+        f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores ({machine}), except",
         "the training wall time of a run reused from an earlier training, which is marked.",
         "",
         "## Success criteria",
@@ -238,7 +260,9 @@ def render(sweep, results, records, classic, criteria, machine, length) -> str:
         lines.append(f"| {row.compressor} | {row.settings} | {row.compressed_bytes:,} | {row.bpb:.4f} | "
                      f"{speed(row.compress_bytes_per_s)} | {speed(row.decompress_bytes_per_s)} | {row.round_trip} |")
 
-    lines += ["", "![bpb against speed](phase1-plot.png)", "", "## Verdicts", ""]
+    lines += ["", "![bpb against speed](phase1-plot.png)", ""]
+    lines += mlp_section(runs_root)
+    lines += ["## Verdicts", ""]
     for preset in sorted({preset for preset, _ in results}, key=["fast", "small", "base"].index):
         ssm, transformer = results.get((preset, "ssm")), results.get((preset, "transformer"))
         if ssm is None or transformer is None:
@@ -249,7 +273,7 @@ def render(sweep, results, records, classic, criteria, machine, length) -> str:
             f"`{preset}` preset:",
             "",
             f"1. nnzip beats gzip: **{'holds' if beats_gzip else 'fails'}**, {ssm['exact_bpb']:.4f} bpb against "
-            f"gzip -9's {gzip_bpb:.4f} ({100 * (1 - ssm['exact_bpb'] / gzip_bpb):+.1f}% smaller)."
+            f"gzip -9's {gzip_bpb:.4f} ({100 * (1 - ssm['exact_bpb'] / gzip_bpb):.1f}% smaller)."
             if beats_gzip else
             f"1. nnzip beats gzip: **fails**, {ssm['exact_bpb']:.4f} bpb against gzip -9's {gzip_bpb:.4f}.",
             f"2. Within 10% of the same-size transformer: **{'holds' if ratio <= 1.10 else 'fails'}**, "
