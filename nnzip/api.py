@@ -7,7 +7,7 @@ from pathlib import Path
 
 from nnzip.container import unpack
 from nnzip.engine import load_engine
-from nnzip.errors import UsageError
+from nnzip.errors import CommandLineError
 from nnzip.models import DEFAULT_LEVEL, default_model_path, find_model_by_id, model_for_level, resolve_model
 
 ModelSpec = str | os.PathLike | None
@@ -30,7 +30,7 @@ def compress(data: bytes, level: int | None = None, model: ModelSpec = None, eng
 def compression_model(level: int | None, model: ModelSpec) -> Path:
     """Return the model file that a level or a model argument names (default: the default level)."""
     if level is not None and model is not None:
-        raise UsageError("give a compression level or a model, not both")
+        raise CommandLineError("give a compression level or a model, not both")
     if model is not None:
         return resolve_model(model)
     return model_for_level(DEFAULT_LEVEL if level is None else level)

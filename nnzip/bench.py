@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from nnzip.errors import UsageError
+from nnzip.errors import CommandLineError, UsageError
 
 Codec = tuple[Callable[[bytes], bytes], Callable[[bytes], bytes]]
 WORKER_TIMEOUT_S = 3600
@@ -80,8 +80,8 @@ BUILTIN: dict[str, Callable[[], Codec]] = {
 }
 # Settings of each built-in, for the table and the report.
 SETTINGS = {
-    "nnzip": "-6, small model",
-    "nnzip-1": "-1, fast model",
+    "nnzip": "-6",
+    "nnzip-1": "-1",
     "gzip": "-9",
     "bzip2": "-9",
     "xz": "-9e",
@@ -115,21 +115,58 @@ class External:
 
 
 def parse_vs(spec: str) -> list[str | External]:
-    """Parse `--vs`: comma-separated built-in names, or one `NAME=CMD [:: DECOMPRESS-CMD]` template."""
-    if "=" in spec.split(",")[0] and "{in}" in spec:
-        name, _, commands = spec.partition("=")
-        compress, _, decompress = commands.partition("::")
-        for template in filter(None, (compress.strip(), decompress.strip())):
-            if "{in}" not in template or "{out}" not in template:
-                raise UsageError(f"command template {template!r} needs both {{in}} and {{out}}")
-        return [External(name.strip(), compress.strip(), decompress.strip())]
+    """Parse one `--vs` value: comma-separated built-in names, or one `NAME=CMD [:: DECOMPRESS-CMD]` template."""
+    if "=" in spec.split(",")[0]:
+        return [parse_template(spec)]
     names = [name.strip() for name in spec.split(",") if name.strip()]
     for name in names:
         if name not in BUILTIN:
-            raise UsageError(
+            raise CommandLineError(
                 f"unknown compressor {name!r}; expected one of {', '.join(BUILTIN)}, or NAME='CMD {{in}} {{out}}'"
             )
     return names
+
+
+def parse_template(spec: str) -> External:
+    """Check an external compressor's templates before any work starts."""
+    name, _, commands = spec.partition("=")
+    compress, _, decompress = (part.strip() for part in commands.partition("::"))
+    name = name.strip()
+    if not name or name in BUILTIN:
+        raise CommandLineError(f"external compressor name {name!r} is empty or a built-in name; choose another")
+    for template in filter(None, (compress, decompress)):
+        if "{in}" not in template or "{out}" not in template:
+            raise CommandLineError(f"command template {template!r} needs both {{in}} and {{out}}")
+        try:
+            shlex.split(template)
+        except ValueError as err:
+            raise CommandLineError(f"command template {template!r} cannot be parsed: {err}") from err
+    return External(name, compress, decompress)
+
+
+def unique_tools(specs: list[str]) -> list[str | External]:
+    """nnzip first, then each compressor of the `--vs` values once, in order."""
+    tools: list[str | External] = ["nnzip"]
+    for spec in specs:
+        for tool in parse_vs(spec):
+            if tool not in tools:
+                tools.append(tool)
+    return tools
+
+
+def check_plot_path(path: Path, inputs: list[Path], force: bool) -> None:
+    """Refuse a plot path that would replace an input, a folder or an existing file without -f."""
+    if path.suffix.lower() != ".png":
+        raise CommandLineError(f"plot {path} must end in .png")
+    if path.is_dir():
+        raise UsageError(f"plot {path} is a directory, expected a file path")
+    if not path.parent.is_dir():
+        raise UsageError(f"cannot write plot {path}: folder {path.parent} not found")
+    if path.exists():
+        if any(path.resolve() == source.resolve() for source in inputs):
+            raise UsageError(f"plot {path} is one of the input files; choose another path")
+        if not force:
+            raise UsageError(f"{path} already exists; use -f to overwrite")
 
 
 def measure_builtin(name: str, data: bytes) -> dict:
@@ -220,7 +257,7 @@ def measure(tool: str | External, path: Path) -> Row:
         return row
 
     row.compressed_bytes = result["compressed_bytes"]
-    row.bpb = 8 * row.compressed_bytes / max(1, row.original_bytes)
+    row.bpb = 8 * row.compressed_bytes / row.original_bytes if row.original_bytes else None
     row.compress_bytes_per_s = row.original_bytes / max(result["compress_s"], 1e-9)
     if result.get("decompress_s") is not None:
         row.decompress_bytes_per_s = row.original_bytes / max(result["decompress_s"], 1e-9)
@@ -249,14 +286,14 @@ def rich_table(rows: list[Row]):
     several = len({row.file for row in rows}) > 1
     title = "nnzip bench" if several else f"nnzip bench: {rows[0].file}" if rows else "nnzip bench"
     table = Table(title=title)
-    headers = (["file"] if several else []) + ["compressor", "compressed", "bpb", "compress", "decompress",
+    headers = (["file"] if several else []) + ["compressor", "size", "bpb", "compress", "decompress",
                                                "peak RSS", "round trip"]
     for header in headers:
         table.add_column(header, justify="left" if header in ("file", "compressor", "round trip") else "right")
     for row in rows:
         cells = [Path(row.file).name] if several else []
         cells += [
-            f"{row.compressor} ({row.settings})" if row.settings and row.compressor in SETTINGS else row.compressor,
+            f"{row.compressor} {row.settings}" if row.settings and row.compressor in SETTINGS else row.compressor,
             "" if row.compressed_bytes is None else f"{row.compressed_bytes:,}",
             "" if row.bpb is None else f"{row.bpb:.3f}",
             speed_text(row.compress_bytes_per_s),
@@ -301,8 +338,16 @@ def plot(rows: list[Row], path: Path) -> None:
     axis.set_title(", ".join(sorted({Path(row.file).name for row in rows})))
     axis.grid(True, which="both", alpha=0.3)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    # A temporary file beside the target, renamed when complete, as for compressed output.
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    try:
+        figure.savefig(tmp, dpi=120)
+        os.replace(tmp, path)
+    except OSError as err:
+        raise UsageError(f"cannot write plot {path}: {err.strerror or err}") from err
+    finally:
+        tmp.unlink(missing_ok=True)
+        plt.close(figure)
 
 
 if __name__ == "__main__":

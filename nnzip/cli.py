@@ -20,7 +20,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColu
 
 from nnzip import codec
 from nnzip.api import compression_model, model_path_for
-from nnzip.errors import InvalidDataError, ModelMismatchError, NNZipError, UsageError
+from nnzip.errors import CommandLineError, InvalidDataError, ModelMismatchError, NNZipError, UsageError
 from nnzip.engine import ENGINES, load_engine
 
 NZ_SUFFIX = ".nz"
@@ -37,7 +37,28 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def show_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"nnzip {version('nnzip')}")
+        except PackageNotFoundError:
+            print("nnzip (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version_flag: Annotated[
+        bool, typer.Option("--version", callback=show_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Lossless compression with a byte-level neural network and a range coder."""
 stderr = Console(stderr=True, highlight=False)
 
 
@@ -93,6 +114,9 @@ def write_atomically(target: Path, data: bytes) -> None:
             os.fchmod(handle.fileno(), 0o666 & ~current_umask())
             os.fsync(handle.fileno())
         os.replace(tmp, target)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        raise UsageError(f"cannot write {target}: {err.strerror or err}") from err
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -116,10 +140,12 @@ def progress_bar(total: int, label: str, quiet: bool):
         yield lambda n: bar.advance(task, n)
 
 
-def summary(name: str, original: int, compressed: int, seconds: float) -> str:
+def summary(name: str, original: int, compressed: int, seconds: float, decompressed: bool = False) -> str:
+    """One line: input -> output size, bpb and speed in original bytes per second."""
     bpb = 8 * compressed / original if original else 0.0
     speed = original / seconds / 1000 if seconds > 0 else 0.0
-    return f"{name}: {original:,} -> {compressed:,} bytes ({bpb:.3f} bpb) in {seconds:.1f} s, {speed:.1f} KB/s"
+    sizes = f"{compressed:,} -> {original:,}" if decompressed else f"{original:,} -> {compressed:,}"
+    return f"{name}: {sizes} bytes ({bpb:.3f} bpb) in {seconds:.1f} s, {speed:.1f} KB/s"
 
 
 ModelOption = Annotated[
@@ -174,7 +200,10 @@ def decompress(
     output: Annotated[
         Optional[Path], typer.Option("--output", "-o", help="Output path. Default: FILE without .nz.")
     ] = None,
-    model: ModelOption = None,
+    model: Annotated[
+        Optional[str],
+        typer.Option("--model", "-m", help="Model file or shipped model name. Default: the shipped model the header names."),
+    ] = None,
     engine: EngineOption = "auto",
     force: ForceOption = False,
     quiet: QuietOption = False,
@@ -198,7 +227,7 @@ def decompress(
         with progress_bar(header_length, "decompress", quiet) as advance, named(file):
             data = coder.decompress(blob, advance)
         write_atomically(output, data)
-        say(summary(str(file), len(data), len(blob), time.perf_counter() - started), quiet)
+        say(summary(str(file), len(data), len(blob), time.perf_counter() - started, decompressed=True), quiet)
 
 
 @contextmanager
@@ -212,9 +241,12 @@ def named(path: Path):
 
 @contextmanager
 def errors_reported():
-    """Turn nnzip errors into one-line messages with exit code 1, Ctrl-C into exit code 130."""
+    """Turn nnzip errors into one-line messages with exit code 1 (2 for an invalid command line),
+    Ctrl-C into exit code 130."""
     try:
         yield
+    except CommandLineError as err:
+        fail(str(err), 2)
     except NNZipError as err:
         fail(str(err))
     except KeyboardInterrupt:
@@ -310,17 +342,18 @@ def export(
 def bench(
     files: Annotated[list[Path], typer.Argument(help="Files to compress with each compressor.")],
     vs: Annotated[
-        str,
+        Optional[list[str]],
         typer.Option(
             help="Compressors beside nnzip, comma-separated: nnzip-1, gzip, bzip2, xz, zstd, zstd-ultra, brotli; "
-            "or one external command, NAME='COMPRESS {in} {out} :: DECOMPRESS {in} {out}'."
+            "or an external command, NAME='COMPRESS {in} {out} :: DECOMPRESS {in} {out}'. Repeatable. Default: gzip."
         ),
-    ] = "gzip",
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON instead of a table.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print the rows as CSV instead of a table.")] = False,
     plot_path: Annotated[
         Optional[Path], typer.Option("--plot", help="Write a PNG of bpb against speed (needs matplotlib).")
     ] = None,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing --plot file.")] = False,
 ) -> None:
     """Compare nnzip with other compressors: size, bpb, speed, peak memory, verified round trip.
 
@@ -332,16 +365,18 @@ def bench(
 
       nnzip bench book.txt logs.tar --vs gzip,xz,zstd --json
 
-      nnzip bench book.txt --vs 'lz4=lz4 -9 -f {in} {out} :: lz4 -d -f {in} {out}' --csv
+      nnzip bench book.txt --vs gzip --vs 'lz4=lz4 -9 -f {in} {out} :: lz4 -d -f {in} {out}' --csv
     """
     from nnzip import bench as benchmark
 
     with errors_reported():
         if as_json and as_csv:
-            raise UsageError("choose one of --json and --csv")
+            raise CommandLineError("choose one of --json and --csv")
         for path in files:
             check_input(path)
-        tools = ["nnzip", *[tool for tool in benchmark.parse_vs(vs) if tool != "nnzip"]]
+        tools = benchmark.unique_tools(vs or ["gzip"])
+        if plot_path is not None:
+            benchmark.check_plot_path(plot_path, files, force)
         rows = []
         for path in files:
             for tool in tools:
@@ -358,7 +393,7 @@ def bench(
             benchmark.plot(rows, plot_path)
         failed = [f"{row.compressor} on {row.file}" for row in rows if row.round_trip.startswith("FAILED")]
         if failed:
-            raise NNZipError(f"round trip failed: {', '.join(failed)}")
+            raise NNZipError(f"failed: {', '.join(failed)}; see the round trip column")
 
 
 @app.command("fetch-enwik8")
@@ -379,17 +414,50 @@ LEVEL_FLAGS = {f"-{level}" for level in range(1, 10)}
 
 
 def expand_level_flags(args: list[str]) -> list[str]:
-    """Rewrite gzip-style `-1` .. `-9` as `--level N`, up to a `--`; click has no digit flags."""
+    """Rewrite gzip-style `-1` .. `-9` of `compress` as `--level N`, up to a `--`, since click
+    has no digit flags. A value after --level stays as it is."""
+    if "compress" not in args[:1]:
+        return args
     expanded: list[str] = []
     for index, arg in enumerate(args):
         if arg == "--":
             return expanded + args[index:]
-        expanded.extend(["--level", arg[1:]] if arg in LEVEL_FLAGS else [arg])
+        after_level = index > 0 and args[index - 1] == "--level"
+        if arg in LEVEL_FLAGS and not after_level:
+            expanded.extend(["--level", arg[1:]])
+        elif arg[:1] == "-" and arg[1:].isdigit() and not after_level:
+            raise CommandLineError(f"unknown option {arg}; compression levels are -1 to -9")
+        else:
+            expanded.append(arg)
     return expanded
 
 
 def main() -> None:
-    app(args=expand_level_flags(sys.argv[1:]), prog_name="nnzip")
+    """Run the command line; usage errors print one `nnzip: error:` line and exit with 2."""
+    try:
+        args = expand_level_flags(sys.argv[1:])
+    except CommandLineError as err:
+        fail_now(str(err), 2)
+    try:
+        code = app(args=args, prog_name="nnzip", standalone_mode=False)
+    except Exception as err:  # typer bundles its own click, so its exception classes are matched by shape
+        kind = type(err).__name__
+        context = getattr(err, "ctx", None)
+        if kind == "NoArgsIsHelpError" and context is not None:
+            print(context.get_help(), file=sys.stderr)
+            sys.exit(2)
+        if kind == "Abort":
+            fail_now("interrupted", 130)
+        if not hasattr(err, "format_message") or not hasattr(err, "exit_code"):
+            raise
+        hint = f" (see '{context.command_path} --help')" if context is not None and err.exit_code == 2 else ""
+        fail_now(f"{err.format_message()}{hint}", err.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def fail_now(message: str, code: int) -> None:
+    stderr.print(f"nnzip: error: {message}", markup=False, soft_wrap=True)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

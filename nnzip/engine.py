@@ -12,7 +12,7 @@ from pathlib import Path
 
 from nnzip import codec
 from nnzip.codec import Progress
-from nnzip.errors import ModelLoadError, UsageError
+from nnzip.errors import CommandLineError, ModelLoadError, UsageError
 from nnzip.intmodel import IntModel
 
 ENGINES = ("auto", "rust", "python")
@@ -75,7 +75,7 @@ def _load(path: str, mtime_ns: int, name: str):
 def load_engine(path: Path, engine: str = "auto"):
     """Load the model at `path` into the named engine; "auto" is Rust when it is built."""
     if engine not in ENGINES:
-        raise UsageError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
+        raise CommandLineError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
     if engine == "auto":
         engine = "rust" if native_module() is not None else "python"
     try:

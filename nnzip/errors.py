@@ -31,3 +31,7 @@ class ModelLoadError(NNZipError):
 
 class UsageError(NNZipError):
     """A request that cannot be carried out as given, such as an output path equal to the input."""
+
+
+class CommandLineError(UsageError):
+    """An invalid option value or combination; the command line exits with code 2 for it."""

@@ -6,7 +6,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from nnzip.errors import ModelLoadError, UsageError
+from nnzip.errors import CommandLineError, ModelLoadError
 from nnzip.intmodel import IntModel
 
 DEFAULT_MODEL = "nnzip-small-v1.safetensors"
@@ -39,8 +39,10 @@ def default_model_path() -> Path:
 
 def model_for_level(level: int) -> Path:
     """Path of the shipped model that compression level `level` (1..9) uses."""
+    if not isinstance(level, int) or isinstance(level, bool):
+        raise CommandLineError(f"compression level {level!r} is not an integer; expected {MIN_LEVEL} to {MAX_LEVEL}")
     if not MIN_LEVEL <= level <= MAX_LEVEL:
-        raise UsageError(f"compression level {level} is out of range; expected {MIN_LEVEL} to {MAX_LEVEL}")
+        raise CommandLineError(f"compression level {level} is out of range; expected {MIN_LEVEL} to {MAX_LEVEL}")
     return model_dir() / (FAST_MODEL if level <= FAST_LEVELS else DEFAULT_MODEL)
 
 

@@ -40,10 +40,12 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
 
 
-def assert_clean_failure(result: subprocess.CompletedProcess, folder: Path, before: dict[str, bytes]) -> str:
+def assert_clean_failure(
+    result: subprocess.CompletedProcess, folder: Path, before: dict[str, bytes], code: int = 1
+) -> str:
     """Check the failure contract and return the error message."""
     lines = result.stderr.splitlines()
-    assert result.returncode == 1
+    assert result.returncode == code
     assert "Traceback" not in result.stderr
     assert len(lines) == 1, f"expected one stderr line, got: {result.stderr!r}"
     assert lines[0].startswith("nnzip: error: ")
@@ -316,23 +318,81 @@ def test_level_chooses_model(tmp_path, text_file, level_model_dir, tiny_model, o
     assert text_file.read_bytes() == TEXT
 
 
-@pytest.mark.parametrize("args", [["--level", "0"], ["--level", "10"]], ids=["0", "10"])
+@pytest.mark.parametrize("args", [["--level", "0"], ["--level", "10"], ["--level", "-1"]], ids=["0", "10", "minus-1"])
 def test_level_out_of_range(tmp_path, text_file, level_model_dir, args):
     before = snapshot(tmp_path)
     result = run_nnzip("compress", *args, text_file.name, cwd=tmp_path, model_dir=level_model_dir)
-    message = assert_clean_failure(result, tmp_path, before)
+    message = assert_clean_failure(result, tmp_path, before, code=2)
     assert message.startswith("nnzip: error: compression level")
 
 
 def test_level_and_model_conflict(tmp_path, text_file, level_model_dir, tiny_model_path):
     before = snapshot(tmp_path)
     result = run_nnzip("compress", "-1", "--model", str(tiny_model_path), text_file.name, cwd=tmp_path)
-    message = assert_clean_failure(result, tmp_path, before)
+    message = assert_clean_failure(result, tmp_path, before, code=2)
     assert "not both" in message
 
 
 def test_level_flags_stop_at_double_dash():
     assert expand_level_flags(["compress", "-9", "--", "-1"]) == ["compress", "--level", "9", "--", "-1"]
+
+
+def test_level_flags_only_for_compress():
+    assert expand_level_flags(["decompress", "a.nz", "-9"]) == ["decompress", "a.nz", "-9"]
+
+
+def test_level_value_not_rewritten():
+    assert expand_level_flags(["compress", "--level", "-1"]) == ["compress", "--level", "-1"]
+
+
+def test_level_flag_out_of_range(tmp_path, text_file):
+    before = snapshot(tmp_path)
+    result = run_nnzip("compress", "-10", text_file.name, cwd=tmp_path)
+    message = assert_clean_failure(result, tmp_path, before, code=2)
+    assert "-10" in message
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["compress", "notes.txt", "--bogus"], ["compress"], ["decompress", "notes.txt.nz", "-9"]],
+    ids=["unknown-option", "missing-file", "level-on-decompress"],
+)
+def test_usage_errors_one_line(tmp_path, text_file, args):
+    before = snapshot(tmp_path)
+    result = run_nnzip(*args, cwd=tmp_path)
+    message = assert_clean_failure(result, tmp_path, before, code=2)
+    assert "--help" in message
+
+
+def test_version_and_short_help(tmp_path):
+    version = run_nnzip("--version", cwd=tmp_path)
+    assert version.returncode == 0
+    assert version.stdout.startswith("nnzip ")
+    short = run_nnzip("compress", "-h", cwd=tmp_path)
+    assert short.returncode == 0
+    assert "--level" in short.stdout
+
+
+def test_write_failure_is_one_line(tmp_path, text_file, tiny_model_path):
+    # A file size limit of one block makes the write fail with EFBIG, as a full disk would.
+    before = snapshot(tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    limit = "import resource; resource.setrlimit(resource.RLIMIT_FSIZE, (512, 512))"
+    result = subprocess.run(
+        [sys.executable, "-c", f"{limit}; import sys; sys.argv = ['nnzip'] + sys.argv[1:]; "
+         "from nnzip.cli import main; main()", "compress", text_file.name, "-o", "big.nz",
+         "--model", str(tiny_model_path)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )
+    message = assert_clean_failure(result, tmp_path, before)
+    assert "cannot write big.nz" in message
+
+
+def test_decompress_summary_reads_forward(tmp_path, nz_file, text_file, tiny_model_path):
+    out = tmp_path / "copy.txt"
+    result = invoke("decompress", str(nz_file), "-o", str(out), "--model", str(tiny_model_path))
+    assert result.exit_code == 0, result.stderr
+    assert f"{nz_file.stat().st_size:,} -> {len(TEXT):,} bytes" in result.stderr
 
 
 def test_export_refuses_transformer_run(tmp_path, tiny_config):
@@ -382,15 +442,44 @@ def test_bench_failing_external_command(tmp_path, level_model_dir):
     rows = json.loads(result.stdout)
     assert rows[1]["round_trip"].startswith("FAILED")
     assert "exited with 3" in rows[1]["round_trip"]
-    assert result.stderr.startswith("nnzip: error: round trip failed: broken")
+    assert result.stderr.startswith("nnzip: error: failed: broken on book.txt")
 
 
 def test_bench_unknown_compressor(tmp_path):
     (tmp_path / "book.txt").write_bytes(TEXT)
     before = snapshot(tmp_path)
     result = run_nnzip("bench", "book.txt", "--vs", "gzip,lz5", cwd=tmp_path)
-    message = assert_clean_failure(result, tmp_path, before)
+    message = assert_clean_failure(result, tmp_path, before, code=2)
     assert "lz5" in message
+
+
+@pytest.mark.parametrize(
+    ("plot", "expected"),
+    [("book.txt", "must end in .png"), ("in.png", "input files"), ("old.png", "already exists"),
+     ("missing/p.png", "not found")],
+    ids=["suffix", "input", "existing", "no-folder"],
+)
+def test_bench_plot_path_checked_first(tmp_path, plot, expected):
+    (tmp_path / "book.txt").write_bytes(TEXT)
+    (tmp_path / "in.png").write_bytes(b"not really a png")
+    (tmp_path / "old.png").write_bytes(b"old plot")
+    before = snapshot(tmp_path)
+    inputs = ["book.txt", "in.png"]
+    result = run_nnzip("bench", *inputs, "--plot", plot, cwd=tmp_path)
+    message = assert_clean_failure(result, tmp_path, before, code=2 if "png" in expected else 1)
+    assert expected in message
+
+
+@pytest.mark.parametrize(
+    "vs",
+    ["x=cp {out}", "x=cp '{in} {out}", "=cp {in} {out}", "gzip=cp {in} {out}"],
+    ids=["no-in", "quote", "no-name", "builtin-name"],
+)
+def test_bench_bad_templates(tmp_path, vs):
+    (tmp_path / "book.txt").write_bytes(TEXT)
+    before = snapshot(tmp_path)
+    result = run_nnzip("bench", "book.txt", "--vs", vs, cwd=tmp_path)
+    assert_clean_failure(result, tmp_path, before, code=2)
 
 
 def test_bench_plot(tmp_path, level_model_dir):

@@ -96,3 +96,17 @@ def test_golden_rust_engine(case):
     original = original_of(case)
     assert rust.decompress(blob) == original
     assert rust.compress(original) == blob
+
+
+@pytest.mark.parametrize("level", ["3", 1.5, True, 0, 10])
+def test_api_rejects_bad_levels(level):
+    from nnzip.errors import UsageError
+
+    with pytest.raises(UsageError, match="compression level"):
+        nnzip.compress(b"abc", level=level)
+
+
+def test_api_level_one_uses_fast_model():
+    blob = nnzip.compress(b"abc" * 100, level=1)
+    assert unpack(blob)[0].model_id == load_model(FAST_MODEL).id[:16]
+    assert nnzip.decompress(blob) == b"abc" * 100
