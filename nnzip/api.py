@@ -24,7 +24,8 @@ def compress(data: bytes, level: int | None = None, model: ModelSpec = None, eng
     >>> nnzip.decompress(nnzip.compress(b"hello, world")) == b"hello, world"
     True
     """
-    return load_engine(compression_model(level, model), engine).compress(bytes(data))
+    # memoryview accepts exactly the bytes-like objects; bytes(5) would make five zero bytes.
+    return load_engine(compression_model(level, model), engine).compress(memoryview(data).tobytes())
 
 
 def compression_model(level: int | None, model: ModelSpec) -> Path:
@@ -47,5 +48,5 @@ def model_path_for(blob: bytes, model: ModelSpec) -> Path:
 
 def decompress(blob: bytes, model: ModelSpec = None, engine: str = "auto") -> bytes:
     """Return the original bytes of a `.nz` container; raises an NNZipError subclass on bad input."""
-    blob = bytes(blob)
+    blob = memoryview(blob).tobytes()
     return load_engine(model_path_for(blob, model), engine).decompress(blob)

@@ -20,6 +20,8 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColu
 
 from nnzip import codec
 from nnzip.api import compression_model, model_path_for
+from nnzip.container import unpack
+from nnzip.models import find_model_by_id
 from nnzip.errors import CommandLineError, InvalidDataError, ModelMismatchError, NNZipError, UsageError
 from nnzip.engine import ENGINES, load_engine
 
@@ -235,8 +237,20 @@ def named(path: Path):
     """Prefix the message of an invalid-data or model-mismatch error with the file's name."""
     try:
         yield
-    except (InvalidDataError, ModelMismatchError) as err:
+    except ModelMismatchError as err:
+        raise ModelMismatchError(f"{path}: {err}{shipped_model_hint(path)}") from err
+    except InvalidDataError as err:
         raise type(err)(f"{path}: {err}") from err
+
+
+def shipped_model_hint(path: Path) -> str:
+    """Name the shipped model that wrote `path`, if there is one, for a model-mismatch message."""
+    try:
+        header, _ = unpack(path.read_bytes())
+    except (OSError, NNZipError):
+        return ""
+    found = find_model_by_id(header.model_id)
+    return f" (the file names the shipped model {found.stem}; leave out --model to use it)" if found else ""
 
 
 @contextmanager

@@ -488,3 +488,21 @@ def test_bench_plot(tmp_path, level_model_dir):
     result = run_nnzip("bench", "book.txt", "--plot", "plot.png", "--csv", cwd=tmp_path, model_dir=level_model_dir)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_wrong_model_names_shipped_model(tmp_path, text_file, level_model_dir):
+    result = run_nnzip("compress", "-1", text_file.name, "-q", cwd=tmp_path, model_dir=level_model_dir)
+    assert result.returncode == 0, result.stderr
+    before = snapshot(tmp_path)
+    wrong = str(level_model_dir / "nnzip-small-v1.safetensors")
+    result = run_nnzip("decompress", "notes.txt.nz", "-o", "out.txt", "--model", wrong, cwd=tmp_path,
+                       model_dir=level_model_dir)
+    message = assert_clean_failure(result, tmp_path, before)
+    assert "shipped model nnzip-fast-v1; leave out --model" in message
+
+
+def test_api_rejects_int_data():
+    import nnzip
+
+    with pytest.raises(TypeError):
+        nnzip.compress(5)
