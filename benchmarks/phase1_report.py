@@ -220,10 +220,21 @@ def render(sweep, results, records, classic, criteria, machine, length, runs_roo
         cells = " | ".join(f"{bpb:.4f}" for bpb in result["scores"].values())
         lines.append(f"| {arch} | {cells} | {result['best']:g} |")
 
+    reported = sorted({preset for preset, _ in results}, key=["fast", "small", "base"].index)
+    missing = [preset for preset in ("fast", "small") if preset not in reported]
     lines += [
         "",
         f"## Models on the validation part ({length:,} bytes)",
         "",
+    ]
+    if missing:
+        lines += [
+            f"NOTE: this run reports the {', '.join(reported)} preset(s) only; the {', '.join(missing)} pair is not",
+            "trained yet. `python benchmarks/phase1.py --presets fast,small` trains it (with the learning rates",
+            "chosen above) and regenerates this file.",
+            "",
+        ]
+    lines += [
         "Exact bpb is the size of a real container with every stream and header byte, decoded again",
         "to check it. For the SSM it is the `.nz` file of its integer export, coded by nnzip-core; for",
         "the transformer the same streams, frequency rule and range coder in Python, from its float",
