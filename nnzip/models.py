@@ -10,7 +10,9 @@ from nnzip.errors import CommandLineError, ModelLoadError
 from nnzip.intmodel import IntModel
 
 DEFAULT_MODEL = "nnzip-small-v1.safetensors"
-FAST_MODEL = "nnzip-fast-v1.safetensors"
+FAST_MODEL = "nnzip-fast-v2.safetensors"
+# Shipped only to decode files written with it: level 1 used it before nnzip-fast-v2.
+OLD_MODELS = ("nnzip-fast-v1.safetensors",)
 MODEL_SUFFIX = ".safetensors"
 
 # Levels as gzip numbers them: 1 is fastest, 9 compresses best. Levels up to FAST_LEVELS use

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from nnzip.cli import app, current_umask, expand_level_flags
 from nnzip.container import pack, unpack
 from nnzip.intmodel import IntModel
+from nnzip.models import DEFAULT_MODEL, FAST_MODEL
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEXT = b"The quick brown fox jumps over the lazy dog.\n" * 20
@@ -295,8 +296,8 @@ def level_model_dir(tmp_path, tiny_model_path, other_model_path) -> Path:
     """A model folder whose fast model is the tiny model and whose default model is the other one."""
     folder = tmp_path / "models"
     folder.mkdir()
-    (folder / "nnzip-fast-v1.safetensors").write_bytes(tiny_model_path.read_bytes())
-    (folder / "nnzip-small-v1.safetensors").write_bytes(other_model_path.read_bytes())
+    (folder / FAST_MODEL).write_bytes(tiny_model_path.read_bytes())
+    (folder / DEFAULT_MODEL).write_bytes(other_model_path.read_bytes())
     return folder
 
 
@@ -494,11 +495,11 @@ def test_wrong_model_names_shipped_model(tmp_path, text_file, level_model_dir):
     result = run_nnzip("compress", "-1", text_file.name, "-q", cwd=tmp_path, model_dir=level_model_dir)
     assert result.returncode == 0, result.stderr
     before = snapshot(tmp_path)
-    wrong = str(level_model_dir / "nnzip-small-v1.safetensors")
+    wrong = str(level_model_dir / DEFAULT_MODEL)
     result = run_nnzip("decompress", "notes.txt.nz", "-o", "out.txt", "--model", wrong, cwd=tmp_path,
                        model_dir=level_model_dir)
     message = assert_clean_failure(result, tmp_path, before)
-    assert "shipped model nnzip-fast-v1; leave out --model" in message
+    assert f"shipped model {FAST_MODEL.removesuffix('.safetensors')}; leave out --model" in message
 
 
 def test_api_rejects_int_data():

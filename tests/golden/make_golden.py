@@ -1,5 +1,5 @@
-"""Write the golden `.nz` files with the shipped models: NAME.nz with the default model and
-NAME.fast.nz with the fast model (level 1).
+"""Write the golden `.nz` files with the shipped models: NAME.nz with the default model,
+NAME.fast.nz with the first fast model and NAME.fast-v2.nz with the current one (level 1).
 
 Run only to add a golden file on purpose: every later nnzip must decode the existing ones to the
 same bytes, so never regenerate a file that is already committed.
@@ -21,7 +21,11 @@ from nnzip import codec  # noqa: E402
 from nnzip.models import DEFAULT_MODEL, FAST_MODEL, load_model  # noqa: E402
 
 # Suffix of each shipped model's golden files, and the inputs it codes (None: all).
-MODELS = {DEFAULT_MODEL: (".nz", None), FAST_MODEL: (".fast.nz", ["random-300.bin", "sleepy-hollow-6k.txt"])}
+MODELS = {
+    DEFAULT_MODEL: (".nz", None),
+    "nnzip-fast-v1.safetensors": (".fast.nz", ["random-300.bin", "sleepy-hollow-6k.txt"]),
+    FAST_MODEL: (".fast-v2.nz", ["random-300.bin", "sleepy-hollow-6k.txt"]),
+}
 
 
 def inputs() -> dict[str, bytes]:

@@ -32,7 +32,7 @@ repo_root=$(cd "$crate_dir/../.." && pwd)
 model=${NNZIP_MODEL:-$repo_root/models/nnzip-small-v1.safetensors}
 qemu_cpu=${QEMU_CPU_MODEL:-Westmere}
 qemu_avx2_cpu=${QEMU_AVX2_CPU_MODEL:-max}
-fast_model=$repo_root/models/nnzip-fast-v1.safetensors
+fast_model=$repo_root/models/nnzip-fast-v2.safetensors
 qemu_input_bytes=${QEMU_INPUT_BYTES:-1024}
 binary=$crate_dir/target/release/nnzip-core
 

@@ -22,11 +22,20 @@ fn shipped_models() -> Vec<Model> {
         .collect()
 }
 
-/// The original of a golden file: its name without `.nz` and without `.fast`.
+/// The original of a golden file `NAME[.TAG].nz`: the golden file `NAME` that is the longest
+/// prefix of its name followed by a dot.
 fn original_path(nz: &Path) -> PathBuf {
     let name = nz.file_name().unwrap().to_str().unwrap();
-    let stem = name.strip_suffix(".nz").unwrap();
-    nz.with_file_name(stem.strip_suffix(".fast").unwrap_or(stem))
+    let originals = std::fs::read_dir(nz.parent().unwrap())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .filter(|candidate| {
+            !candidate.ends_with(".nz") && name.starts_with(&format!("{candidate}."))
+        });
+    let original = originals
+        .max_by_key(String::len)
+        .unwrap_or_else(|| panic!("no original for {name}"));
+    nz.with_file_name(original)
 }
 
 #[test]
