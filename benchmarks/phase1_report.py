@@ -181,6 +181,10 @@ def mlp_section(runs_root: Path) -> list[str]:
     if not path.is_file():
         return lines + ["Not run yet: `python benchmarks/mlp_ablation.py` runs it.", ""]
     results = json.loads(path.read_text())
+    plan = results["plan"]
+    budget = plan["gated"]["steps"] * plan["gated"]["seconds_per_step"]
+    lines += [f"Training budget: about {budget:.0f} s per run, measured at {plan['gated']['seconds_per_step']:.3f} s "
+              f"per step for gated and {plan['kan']['seconds_per_step']:.3f} for KAN.", ""]
     lines += ["| arm | seed | parameters | steps | exact bpb | compress (reference) |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for arm, runs in results["runs"].items():
         for r in runs:
