@@ -168,7 +168,7 @@ def main() -> None:
 
 
 def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo, else the platform's machine name."""
+    """Return the CPU's model name from /proc/cpuinfo, else the platform's machine name."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):

@@ -154,7 +154,11 @@ def plot(results: dict, classic: list[bench.Row]) -> None:
 
 
 def speed(value: float | None) -> str:
-    return "" if value is None else f"{value / 1000:,.1f} KB/s" if value < 1e6 else f"{value / 1e6:,.1f} MB/s"
+    if value is None:
+        return ""
+    if value < 1e6:
+        return f"{value / 1000:,.1f} KB/s"
+    return f"{value / 1e6:,.1f} MB/s"
 
 
 def write_report(runs: Path, sweep: dict, folders: dict, criteria: str, machine: str) -> None:
@@ -172,7 +176,7 @@ def write_report(runs: Path, sweep: dict, folders: dict, criteria: str, machine:
 
 
 def mlp_section(runs_root: Path) -> list[str]:
-    """The MLP ablation: its rule (docs/mlp.md, fixed before the runs) and, once run, its table."""
+    """Render the MLP ablation section: its rule (from docs/mlp.md) and, once run, its table."""
     text = (ROOT / "docs" / "mlp.md").read_text()
     rule = text[text.index("## Keep-or-cut rule") :].split("\n", 1)[1]
     rule = rule[: rule.index("`python benchmarks/mlp_ablation.py`")].strip()

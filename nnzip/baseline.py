@@ -9,7 +9,7 @@ The frequencies come from float arithmetic, so only this process (same machine, 
 is sure to decode the container. That suffices for measuring a size. It is also why the
 baseline has no `nnzip decompress` support.
 
-A transformer sees at most `context` bytes: windows of `context` inputs that start with BOS,
+A transformer reads at most `context` bytes: windows of `context` inputs that start with BOS,
 as in training, advance by half a window, and each position uses the window that gives it
 the most history (at least half a window, except at the start of a stream).
 """

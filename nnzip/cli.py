@@ -143,7 +143,7 @@ def progress_bar(total: int, label: str, quiet: bool):
 
 
 def summary(name: str, original: int, compressed: int, seconds: float, decompressed: bool = False) -> str:
-    """One line: input -> output size, bpb and speed in original bytes per second."""
+    """Format one line: input -> output size, bpb, and speed in original bytes per second."""
     bpb = 8 * compressed / original if original else 0.0
     speed = original / seconds / 1000 if seconds > 0 else 0.0
     sizes = f"{compressed:,} -> {original:,}" if decompressed else f"{original:,} -> {compressed:,}"

@@ -54,7 +54,7 @@ class TrainConfig:
 
 
 def build_model(config: ModelConfig) -> torch.nn.Module:
-    """The network of `config.arch`: ByteSSM, or the ByteTransformer baseline."""
+    """Build the network of `config.arch`: ByteSSM, or the ByteTransformer baseline."""
     if config.arch == "transformer":
         from nnzip.transformer import ByteTransformer
 

@@ -419,7 +419,8 @@ def test_bench_json_rows(tmp_path, level_model_dir):
         assert row["round_trip"] == "ok"
         assert row["original_bytes"] == len(TEXT) * 4
         assert row["bpb"] == pytest.approx(8 * row["compressed_bytes"] / row["original_bytes"])
-        assert row["compress_bytes_per_s"] > 0 and row["decompress_bytes_per_s"] > 0
+        assert row["compress_bytes_per_s"] > 0
+        assert row["decompress_bytes_per_s"] > 0
         assert row["peak_rss_mib"] > 0
 
 

@@ -245,7 +245,7 @@ impl Model {
         let (z, rest) = v_row.split_at(e);
         let (xbc, dt) = rest.split_at(cd);
 
-        // Causal depthwise convolution. The window holds the last k - 1 xBC rows, oldest
+        // Causal depthwise convolution. The window contains the last k - 1 xBC rows, oldest
         // first, and the new row is the last tap.
         let history = k - 1;
         let acc = &mut scratch.conv_acc;

@@ -22,8 +22,8 @@ fn shipped_models() -> Vec<Model> {
         .collect()
 }
 
-/// The original of a golden file `NAME[.TAG].nz`: the golden file `NAME` that is the longest
-/// prefix of its name followed by a dot.
+/// Returns the original of a golden file `NAME[.TAG].nz`: the golden file `NAME` whose name,
+/// followed by a dot, is the longest prefix of the `.nz` file's name.
 fn original_path(nz: &Path) -> PathBuf {
     let name = nz.file_name().unwrap().to_str().unwrap();
     let originals = std::fs::read_dir(nz.parent().unwrap())

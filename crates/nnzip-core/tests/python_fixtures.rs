@@ -281,7 +281,7 @@ fn more_streams_than_decode_group() {
 #[test]
 fn first_error_does_not_depend_on_threads() {
     // text_10k has three streams. Truncating the payloads of streams 0 and 2 by different
-    // amounts makes both fail, at different positions; every thread count, and so every
+    // amounts makes both fail, at different positions. Every thread count, and so every
     // grouping of streams, must report the error of the earliest (position, stream).
     let blob = read("text_10k.nz");
     let (header, payloads) = container::unpack(&blob).unwrap();

@@ -92,7 +92,7 @@ impl NativeModel {
 }
 
 /// Forwards nnzip-core's progress calls to a Python callable and checks for Ctrl-C, taking
-/// the GIL for each call; keeps the Python exception that stopped the work.
+/// the GIL for each call. It keeps the Python exception that stopped the work.
 struct Reporter {
     callback: Option<PyObject>,
     error: Option<PyErr>,
