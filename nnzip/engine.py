@@ -76,10 +76,18 @@ def load_engine(path: Path, engine: str = "auto"):
     """Load the model at `path` into the named engine; "auto" is Rust when it is built."""
     if engine not in ENGINES:
         raise CommandLineError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
-    if engine == "auto":
-        engine = "rust" if native_module() is not None else "python"
     try:
         mtime = Path(path).stat().st_mtime_ns
     except OSError as err:
         raise ModelLoadError(f"model file {path} not found") from err
-    return _load(str(path), mtime, engine)
+    if engine != "auto":
+        return _load(str(path), mtime, engine)
+    if native_module() is None:
+        return _load(str(path), mtime, "python")
+    try:
+        return _load(str(path), mtime, "rust")
+    except ModelLoadError as err:
+        # Models that only the reference runs (KAN MLPs) still work, more slowly.
+        if "not supported by nnzip-core" not in str(err):
+            raise
+        return _load(str(path), mtime, "python")

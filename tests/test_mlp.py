@@ -101,11 +101,34 @@ def test_invalid_mlp_configs(overrides, field):
         build_config("tiny", overrides)
 
 
-def test_rust_engine_refuses_mlp_models(mlp_run):
-    from nnzip.engine import load_engine, native_module
+def native_or_skip():
+    from nnzip.engine import native_module
 
     if native_module() is None:
         pytest.skip("nnzip._native is not built")
-    _, _, _, path = mlp_run
-    with pytest.raises(ModelLoadError, match="mlp"):
-        load_engine(path, "rust")
+
+
+def test_engines_agree_on_gated_mlp(mlp_run, corpus):
+    """nnzip-core runs the gated MLP and writes the reference's bytes; it refuses KAN models."""
+    from nnzip.engine import load_engine
+
+    native_or_skip()
+    kind, _, intmodel, path = mlp_run
+    if kind == "kan":
+        with pytest.raises(ModelLoadError, match="mlp 'kan' is not supported by nnzip-core"):
+            load_engine(path, "rust")
+        return
+    data = corpus.valid[:3000]
+    python, rust = load_engine(path, "python"), load_engine(path, "rust")
+    assert rust.compress(data) == python.compress(data)
+    assert rust.decompress(python.compress(data)) == data
+
+
+def test_auto_engine_runs_every_mlp(mlp_run, corpus):
+    from nnzip.engine import load_engine
+
+    native_or_skip()
+    kind, _, _, path = mlp_run
+    engine = load_engine(path, "auto")
+    assert type(engine).__name__ == ("PythonEngine" if kind == "kan" else "RustEngine")
+    assert engine.decompress(engine.compress(corpus.valid[:500])) == corpus.valid[:500]

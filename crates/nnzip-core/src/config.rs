@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use crate::pyrepr::{json_repr, str_list_repr, str_repr};
 
 /// Every config key, in the sorted order of the canonical JSON.
-const KNOWN_KEYS: [&str; 10] = [
+const KNOWN_KEYS: [&str; 12] = [
     "arch",
     "chunk_size",
     "d_conv",
@@ -17,10 +17,16 @@ const KNOWN_KEYS: [&str; 10] = [
     "d_state",
     "expand",
     "headdim",
+    "kan_grid",
     "mlp",
+    "mlp_hidden",
     "n_layer",
     "retrieval",
 ];
+
+/// Fields added after the first shipped models, with their defaults. The canonical JSON
+/// leaves them out at these values, so the ids of older exports do not change.
+const LATER_KEYS: [&str; 2] = ["mlp_hidden", "kan_grid"];
 
 /// Integer fields that must be positive, in the order `ModelConfig.validate` checks them.
 const POSITIVE_KEYS: [&str; 7] = [
@@ -42,6 +48,23 @@ pub const MAX_D_STATE: u64 = 64;
 /// Bounds the convolution accumulator together with the conv bias bound of the model loader.
 pub const MAX_D_CONV: u64 = 1024;
 
+/// The sub-block after each mixer, the config's `mlp` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mlp {
+    None,
+    /// SwiGLU with `mlp_hidden` channels.
+    Gated,
+}
+
+impl Mlp {
+    fn name(self) -> &'static str {
+        match self {
+            Mlp::None => "none",
+            Mlp::Gated => "gated",
+        }
+    }
+}
+
 /// A validated model configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelConfig {
@@ -53,6 +76,12 @@ pub struct ModelConfig {
     pub d_conv: usize,
     /// Chunk length of the parallel training scan; it has no effect on inference.
     pub chunk_size: usize,
+    pub mlp: Mlp,
+    /// Hidden width of the gated MLP; kept for the canonical JSON when the MLP is not gated.
+    pub mlp_hidden: usize,
+    /// Basis functions per input of the KAN MLP, which nnzip-core does not run; kept only for
+    /// the canonical JSON, where a gated or MLP-free config may still carry it.
+    pub kan_grid: usize,
 }
 
 impl ModelConfig {
@@ -120,8 +149,41 @@ impl ModelConfig {
             ));
         }
         check_choice(data, "arch", "ssm")?;
-        check_choice(data, "mlp", "none")?;
+        let mlp_name = mlp_field(data)?;
+        let mut later = [0u64; LATER_KEYS.len()];
+        for (value, key) in later.iter_mut().zip(LATER_KEYS) {
+            *value = non_negative_field(data, key)?;
+        }
+        let [mlp_hidden, kan_grid] = later;
+        if mlp_name == "gated" && !(1..=MAX_MATMUL_INPUTS).contains(&mlp_hidden) {
+            return Err(format!(
+                "the gated MLP needs 1 <= mlp_hidden <= {MAX_MATMUL_INPUTS} (exact int8 matmuls), \
+                 got {mlp_hidden}"
+            ));
+        }
+        if mlp_name == "kan"
+            && !(kan_grid >= 2
+                && u128::from(d_model) * u128::from(kan_grid) <= u128::from(MAX_MATMUL_INPUTS))
+        {
+            return Err(format!(
+                "the KAN MLP needs kan_grid >= 2 and d_model * kan_grid <= {MAX_MATMUL_INPUTS} \
+                 (exact int8 matmuls), got kan_grid={kan_grid}, d_model={d_model}"
+            ));
+        }
         check_choice(data, "retrieval", "none")?;
+        // The Python reference runs KAN models; nnzip-core leaves them out, because the
+        // ablation kept the gated MLP.
+        let mlp = match mlp_name {
+            "none" => Mlp::None,
+            "gated" => Mlp::Gated,
+            _ => {
+                return Err(
+                    "mlp 'kan' is not supported by nnzip-core, which runs 'none' and 'gated'; \
+                     use the Python engine (--engine python) for this model"
+                        .to_owned(),
+                )
+            }
+        };
 
         // NOTE: nnzip/config.py has no checks of these two bounds. docs/inference-spec.md
         // assumes them for its int64 bounds, and the exporter's presets stay inside them.
@@ -146,15 +208,27 @@ impl ModelConfig {
             d_state: size(d_state)?,
             d_conv: size(d_conv)?,
             chunk_size: size(chunk_size)?,
+            mlp,
+            mlp_hidden: size(mlp_hidden)?,
+            kan_grid: size(kan_grid)?,
         })
     }
 
     /// Returns the config as `json.dumps(dataclasses.asdict(config), sort_keys=True)` writes
     /// it, which is the text that the model id covers.
+    ///
+    /// `mlp_hidden` and `kan_grid` are left out at 0, as Python's `to_json` does.
     pub fn to_canonical_json(&self) -> String {
+        let later = |key: &str, value: usize| {
+            if value == 0 {
+                String::new()
+            } else {
+                format!("\"{key}\": {value}, ")
+            }
+        };
         format!(
             "{{\"arch\": \"ssm\", \"chunk_size\": {}, \"d_conv\": {}, \"d_model\": {}, \
-             \"d_state\": {}, \"expand\": {}, \"headdim\": {}, \"mlp\": \"none\", \
+             \"d_state\": {}, \"expand\": {}, \"headdim\": {}, {}\"mlp\": \"{}\", {}\
              \"n_layer\": {}, \"retrieval\": \"none\"}}",
             self.chunk_size,
             self.d_conv,
@@ -162,6 +236,9 @@ impl ModelConfig {
             self.d_state,
             self.expand,
             self.headdim,
+            later("kan_grid", self.kan_grid),
+            self.mlp.name(),
+            later("mlp_hidden", self.mlp_hidden),
             self.n_layer
         )
     }
@@ -193,6 +270,34 @@ fn positive_field(data: &Map<String, Value>, key: &str) -> Result<u64, String> {
         Some(size) if size >= 1 && !value.is_boolean() => Ok(size),
         _ => Err(format!(
             "config field {key} must be a positive integer, got {}",
+            json_repr(value)
+        )),
+    }
+}
+
+/// Reads a non-negative integer field added after the first models; missing means 0.
+fn non_negative_field(data: &Map<String, Value>, key: &str) -> Result<u64, String> {
+    let Some(value) = data.get(key) else {
+        return Ok(0);
+    };
+    match value.as_u64() {
+        Some(size) if !value.is_boolean() => Ok(size),
+        _ => Err(format!(
+            "config field {key} must be a non-negative integer, got {}",
+            json_repr(value)
+        )),
+    }
+}
+
+/// Reads the `mlp` field: one of the names the Python config accepts, "none" when missing.
+fn mlp_field(data: &Map<String, Value>) -> Result<&str, String> {
+    match data.get("mlp") {
+        None => Ok("none"),
+        Some(Value::String(text)) if ["none", "gated", "kan"].contains(&text.as_str()) => {
+            Ok(text.as_str())
+        }
+        Some(value) => Err(format!(
+            "unknown mlp {}; expected 'none', 'gated' or 'kan'",
             json_repr(value)
         )),
     }
@@ -241,7 +346,8 @@ mod tests {
         assert_eq!(
             message,
             "unknown config keys ['depth', 'width']; known keys: ['arch', 'chunk_size', 'd_conv', \
-             'd_model', 'd_state', 'expand', 'headdim', 'mlp', 'n_layer', 'retrieval']"
+             'd_model', 'd_state', 'expand', 'headdim', 'kan_grid', 'mlp', 'mlp_hidden', 'n_layer', \
+             'retrieval']"
         );
     }
 
@@ -282,7 +388,54 @@ mod tests {
         let message = ModelConfig::from_json(r#"{"arch": "transformer"}"#).unwrap_err();
         assert_eq!(message, "unknown arch 'transformer'; expected 'ssm'");
         let message = ModelConfig::from_json(r#"{"mlp": null}"#).unwrap_err();
-        assert_eq!(message, "unknown mlp None; expected 'none'");
+        assert_eq!(
+            message,
+            "unknown mlp None; expected 'none', 'gated' or 'kan'"
+        );
+    }
+
+    #[test]
+    fn gated_mlp_fields_in_canonical_json() {
+        let text = r#"{"arch": "ssm", "chunk_size": 16, "d_conv": 4, "d_model": 32, "d_state": 8, "expand": 2, "headdim": 16, "kan_grid": 3, "mlp": "gated", "mlp_hidden": 40, "n_layer": 2, "retrieval": "none"}"#;
+        let config = ModelConfig::from_json(text).unwrap();
+        assert_eq!(config.mlp, Mlp::Gated);
+        assert_eq!(config.mlp_hidden, 40);
+        assert_eq!(config.to_canonical_json(), text);
+    }
+
+    #[test]
+    fn mlp_bounds_rejected() {
+        let message = ModelConfig::from_json(r#"{"mlp": "gated"}"#).unwrap_err();
+        assert_eq!(
+            message,
+            "the gated MLP needs 1 <= mlp_hidden <= 1024 (exact int8 matmuls), got 0"
+        );
+        let message = ModelConfig::from_json(r#"{"mlp_hidden": -1}"#).unwrap_err();
+        assert_eq!(
+            message,
+            "config field mlp_hidden must be a non-negative integer, got -1"
+        );
+        let message = ModelConfig::from_json(
+            r#"{"mlp": "kan", "kan_grid": 8, "d_model": 192, "headdim": 48}"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            message,
+            "the KAN MLP needs kan_grid >= 2 and d_model * kan_grid <= 1024 (exact int8 matmuls), \
+             got kan_grid=8, d_model=192"
+        );
+    }
+
+    #[test]
+    fn kan_mlp_refused_with_a_pointer_to_python() {
+        let message = ModelConfig::from_json(
+            r#"{"mlp": "kan", "kan_grid": 4, "d_model": 128, "headdim": 32}"#,
+        )
+        .unwrap_err();
+        assert!(
+            message.starts_with("mlp 'kan' is not supported by nnzip-core"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::fixedpoint::{
     clamp_int8, frequencies, rms_normalize, table_lookup, DECAY_BITS, INT8_MAX, RESIDUAL_LIMIT,
     STATE_LIMIT,
 };
-use crate::model::{Layer, Linear, Model, INPUT_VOCAB, INT8_TABLE_LEN};
+use crate::model::{GatedMlp, Layer, Linear, Model, INPUT_VOCAB, INT8_TABLE_LEN};
 
 /// Rows per rayon task in the row-wise steps, so that small batches run without the cost of
 /// splitting them.
@@ -94,6 +94,9 @@ impl Model {
 
         for (index, layer) in self.layers.iter().enumerate() {
             self.mixer_block(layer, index, &mut x, positions, state);
+            if let Some(mlp) = &layer.mlp {
+                mlp_block(mlp, &mut x, rows, d);
+            }
         }
 
         let u = normalize_rows(&x, &self.norm_f_gain, d);
@@ -358,6 +361,35 @@ impl StreamScratch {
 }
 
 /// RMSNorm of each row of `x` (rows, width) to int8 values stored as f32.
+/// Adds a gated MLP to the (rows, d_model) residual stream `x`, in place. It has no state,
+/// so every row is independent.
+fn mlp_block(mlp: &GatedMlp, x: &mut [i64], rows: usize, d: usize) {
+    let hidden = mlp.up.outputs / 2;
+    let u = normalize_rows(x, &mlp.norm_gain, d);
+    let up = linear(&mlp.up, u, rows, d);
+
+    // m = clamp8(requant(a * SiLU(g))), with a and g the clamped halves of each up row.
+    let mut m = vec![0f32; rows * hidden];
+    m.par_chunks_mut(hidden)
+        .zip(up.par_chunks(2 * hidden))
+        .with_min_len(MIN_ROWS_PER_TASK)
+        .for_each(|(out, row)| {
+            let (a, g) = row.split_at(hidden);
+            for ((slot, &a), &g) in out.iter_mut().zip(a).zip(g) {
+                let product = clamp_int8(a) * table_lookup(&mlp.gate_table, clamp_int8(g));
+                *slot = clamp_int8(mlp.gate.apply(product)) as f32;
+            }
+        });
+
+    let out = linear(&mlp.down, m, rows, hidden);
+    x.par_iter_mut()
+        .zip(out.par_iter())
+        .with_min_len(MIN_ROWS_PER_TASK * d)
+        .for_each(|(residual, &delta)| {
+            *residual = (*residual + delta).clamp(-RESIDUAL_LIMIT, RESIDUAL_LIMIT);
+        });
+}
+
 fn normalize_rows(x: &[i64], gain: &[i64], width: usize) -> Vec<f32> {
     let mut u = vec![0f32; x.len()];
     u.par_chunks_mut(width)

@@ -13,7 +13,7 @@ use safetensors::SafeTensors;
 use sha2::{Digest, Sha256};
 
 use crate::coder::ALPHABET_SIZE;
-use crate::config::ModelConfig;
+use crate::config::{Mlp, ModelConfig};
 use crate::error::{Error, Result};
 use crate::fixedpoint::{Requant, DECAY_BITS, DELTA_BITS, RESIDUAL_LIMIT};
 use crate::pyrepr::str_repr;
@@ -78,6 +78,22 @@ pub(crate) struct Layer {
     pub y_d: Requant,
     pub gate: Requant,
     pub out_proj: Linear,
+    /// The MLP after the mixer, present when the config's `mlp` is "gated".
+    pub mlp: Option<GatedMlp>,
+}
+
+/// The tensors of a gated (SwiGLU) MLP sub-block.
+#[derive(Debug)]
+pub(crate) struct GatedMlp {
+    pub norm_gain: Vec<i64>,
+    /// (2F, d_model): the F rows of the value a, then the F rows of the gate input g.
+    pub up: Linear,
+    /// SiLU(g) over the int8 g.
+    pub gate_table: Int8Table,
+    /// Requantization of a * SiLU(g) into int8.
+    pub gate: Requant,
+    /// (d_model, F), into the residual scale.
+    pub down: Linear,
 }
 
 /// An exported integer model, ready for exact inference.
@@ -285,7 +301,24 @@ impl<'a> ExportFile<'a> {
             y_d: self.requant_scalar(&name("y.d_multiplier"), &name("y.d_shift"))?,
             gate: self.requant_scalar(&name("gate.multiplier"), &name("gate.shift"))?,
             out_proj: self.linear(&name("out_proj"), d, e)?,
+            mlp: self.build_mlp(&p)?,
         })
+    }
+
+    /// Loads the gated MLP of the layer with tensor prefix `p`, if the config has one.
+    fn build_mlp(&self, p: &str) -> Result<Option<GatedMlp>> {
+        if self.config.mlp == Mlp::None {
+            return Ok(None);
+        }
+        let (d, f) = (self.config.d_model, self.config.mlp_hidden);
+        let name = |suffix: &str| format!("{p}{suffix}");
+        Ok(Some(GatedMlp {
+            norm_gain: self.gain(&name("mlp_norm.gain"), d)?,
+            up: self.linear(&name("mlp.up"), 2 * f, d)?,
+            gate_table: self.int8_table(&name("mlp.gate_table"))?,
+            gate: self.requant_scalar(&name("mlp.gate.multiplier"), &name("mlp.gate.shift"))?,
+            down: self.linear(&name("mlp.down"), d, f)?,
+        }))
     }
 
     /// Loads `{name}.weight` (outputs, inputs) and its per-row multiplier and shift.

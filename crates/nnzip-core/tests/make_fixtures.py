@@ -6,7 +6,8 @@ Run from the repository root with the shared data folder beside it:
 
 It trains the `tiny` preset for a few steps on one thread, exports it to the integer model
 `tiny.safetensors`, and writes each input `NAME.bin` with its `.nz` compressed by
-nnzip.codec. `step_freqs.json` contains the frequencies of the first steps on the text input,
+nnzip.codec. It does the same with a gated MLP in each layer (`tiny_gated.safetensors` and
+`text_10k.gated.nz`). `step_freqs.json` contains the frequencies of the first steps on the text input,
 which locate a mismatch more precisely than a `.nz` file does. Torch with one thread and the
 same seed gives the same float model on the same machine; the exported integers may differ
 on another CPU, but the fixtures stay consistent with each other because all of them are
@@ -36,6 +37,7 @@ TRAIN_STEPS = 300
 TEXT_START, TEXT_LENGTH = 20_000, 10_000  # a slice of the book text after the Gutenberg header
 RANDOM_SEED, RANDOM_LENGTH = 2024, 5000  # two streams: 4096 bytes and 904 bytes
 STEP_FREQS_POSITIONS = 8
+GATED = ["mlp=gated", "mlp_hidden=24"]
 
 
 def fixture_inputs(shared: Path) -> dict[str, bytes]:
@@ -50,12 +52,13 @@ def fixture_inputs(shared: Path) -> dict[str, bytes]:
     }
 
 
-def train_tiny_model(shared: Path, workdir: Path) -> Path:
+def train_tiny_model(shared: Path, workdir: Path, name: str = "tiny", overrides: list[str] | None = None) -> Path:
     corpus = (shared / "enwik8-head").read_bytes()[:TRAIN_BYTES]
     corpus_path = workdir / "train.txt"
     corpus_path.write_bytes(corpus)
     config = TrainConfig(
         preset="tiny",
+        overrides=overrides or [],
         steps=TRAIN_STEPS,
         batch_size=8,
         seq_len=64,
@@ -66,10 +69,10 @@ def train_tiny_model(shared: Path, workdir: Path) -> Path:
         seed=0,
         threads=1,
     )
-    run_dir = workdir / "run"
+    run_dir = workdir / f"run-{name}"
     train(config, run_dir, progress=False)
     model, _ = load_model(run_dir)
-    path = DATA / "tiny.safetensors"
+    path = DATA / f"{name}.safetensors"
     export_model(model, np.frombuffer(corpus, np.uint8), path)
     sort_safetensors_header(path)
     return path
@@ -106,6 +109,7 @@ def main() -> int:
     DATA.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as workdir:
         model_path = train_tiny_model(shared, Path(workdir))
+        gated_path = train_tiny_model(shared, Path(workdir), "tiny_gated", GATED)
     model = IntModel.load(model_path)
 
     inputs = fixture_inputs(shared)
@@ -119,6 +123,12 @@ def main() -> int:
     freqs = step_frequencies(model, inputs["text_10k"], STEP_FREQS_POSITIONS)
     (DATA / "step_freqs.json").write_text(json.dumps({"input": "text_10k", "freqs": freqs}) + "\n")
     print(f"model {model_path.name}: id {model.id.hex()}, {model_path.stat().st_size} bytes")
+
+    gated = IntModel.load(gated_path)
+    blob = codec.compress(inputs["text_10k"], gated)
+    assert codec.decompress(blob, gated) == inputs["text_10k"]
+    (DATA / "text_10k.gated.nz").write_bytes(blob)
+    print(f"model {gated_path.name}: text_10k -> {len(blob)} bytes")
     return 0
 
 

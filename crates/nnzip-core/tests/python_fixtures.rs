@@ -310,3 +310,34 @@ fn first_error_does_not_depend_on_threads() {
     assert_eq!(messages[0], messages[1]);
     assert_eq!(messages[0], messages[2]);
 }
+
+fn gated_model() -> &'static Model {
+    static MODEL: OnceLock<Model> = OnceLock::new();
+    MODEL.get_or_init(|| {
+        model();
+        Model::load(&data_dir().join("tiny_gated.safetensors")).expect("the gated fixture loads")
+    })
+}
+
+#[test]
+fn gated_mlp_model_matches_python_bytes() {
+    let original = read("text_10k.bin");
+    let expected = read("text_10k.gated.nz");
+    assert_eq!(gated_model().config.mlp, nnzip_core::config::Mlp::Gated);
+    for threads in [1, 2, 3] {
+        let compressed = with_threads(threads, || {
+            codec::compress(&original, gated_model()).unwrap()
+        });
+        assert!(
+            compressed == expected,
+            "{threads} threads: other bytes than Python's"
+        );
+        let decoded = with_threads(threads, || {
+            codec::decompress(&expected, gated_model()).unwrap()
+        });
+        assert!(
+            decoded == original,
+            "{threads} threads: the decoded text differs"
+        );
+    }
+}
