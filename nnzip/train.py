@@ -100,12 +100,16 @@ def evaluate(model: ByteSSM, data: np.ndarray, cfg: TrainConfig) -> float:
     return total / targets.size
 
 
-def save_checkpoint(run_dir: Path, model: ByteSSM, optimizer, step: int, cfg: TrainConfig) -> None:
-    """Write weights (safetensors), the JSON config and the optimizer state; rename when complete."""
+def save_checkpoint(run_dir: Path, model: ByteSSM, optimizer, step: int, cfg: TrainConfig, seconds: float = 0.0) -> None:
+    """Write weights (safetensors), the JSON config and the optimizer state; rename when complete.
+
+    `seconds` is the training time up to `step`, summed over resumed parts.
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(run_dir / (CHECKPOINT_WEIGHTS + ".tmp")), metadata={"step": str(step)})
-    meta = {"model": dataclasses.asdict(model.config), "train": dataclasses.asdict(cfg), "step": step}
+    meta = {"model": dataclasses.asdict(model.config), "train": dataclasses.asdict(cfg), "step": step,
+            "seconds": round(seconds, 1)}
     (run_dir / (CHECKPOINT_CONFIG + ".tmp")).write_text(json.dumps(meta, indent=2) + "\n")
     torch.save({"optimizer": optimizer.state_dict(), "step": step}, run_dir / (CHECKPOINT_TRAINER + ".tmp"))
     for name in (CHECKPOINT_WEIGHTS, CHECKPOINT_CONFIG, CHECKPOINT_TRAINER):
@@ -151,10 +155,10 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
     valid = load_validation(cfg.valid)
 
     # Model and optimizer, restored from the run directory when resuming.
-    start = 0
+    start, earlier_seconds = 0, 0.0
     if resume:
         model, meta = load_model(run_dir)
-        start = meta["step"]
+        start, earlier_seconds = meta["step"], meta.get("seconds", 0.0)
     else:
         model = build_model(build_config(cfg.preset, cfg.overrides, cfg.arch))
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
@@ -204,10 +208,10 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
             log(rank, f"step {step + 1} train_bpb {loss.item():.4f} valid_bpb {valid_bpb:.4f} "
                 f"qat {int(qat_enabled(cfg, step))} elapsed {elapsed:.0f}s")
             if rank == 0:
-                save_checkpoint(run_dir, model, optimizer, step + 1, cfg)
+                save_checkpoint(run_dir, model, optimizer, step + 1, cfg, earlier_seconds + elapsed)
     if bar is not None:
         bar.close()
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()
-    return {"valid_bpb": valid_bpb, "steps": cfg.steps, "seconds": time.time() - started}
+    return {"valid_bpb": valid_bpb, "steps": cfg.steps, "seconds": earlier_seconds + time.time() - started}

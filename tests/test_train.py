@@ -46,9 +46,10 @@ def test_resume_continues(tmp_path, capsys, tiny_run, tiny_config):
     run_dir = tmp_path / "resumed"
     shutil.copytree(tiny_run, run_dir)
     before = load_file(str(run_dir / "model.safetensors"))
+    seconds_before = json.loads((run_dir / "config.json").read_text())["seconds"]
     more_steps = tiny_config.steps + 20
 
-    train(dataclasses.replace(tiny_config, steps=more_steps), run_dir, resume=True, progress=False)
+    result = train(dataclasses.replace(tiny_config, steps=more_steps), run_dir, resume=True, progress=False)
 
     after = load_file(str(run_dir / "model.safetensors"))
     log = capsys.readouterr().err
@@ -57,6 +58,10 @@ def test_resume_continues(tmp_path, capsys, tiny_run, tiny_config):
     assert saved_step(run_dir) == more_steps
     assert torch.load(run_dir / "trainer_state.pt", weights_only=True)["step"] == more_steps
     assert not torch.equal(before["head.weight"], after["head.weight"]), "resumed training changed nothing"
+    # The training time covers both parts, so a resumed run reports its whole cost.
+    assert seconds_before > 0
+    assert result["seconds"] > seconds_before
+    assert json.loads((run_dir / "config.json").read_text())["seconds"] > seconds_before
 
 
 def test_same_seed_same_weights(tmp_path, tiny_config):
