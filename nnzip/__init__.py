@@ -13,6 +13,7 @@ from nnzip.errors import (
 __version__ = "0.1.0"
 
 from nnzip.api import compress, decompress  # noqa: E402  (after the error classes it uses)
+from nnzip.nzfile import NNZipFile, open  # noqa: E402, A004
 
 __all__ = [
     "ChecksumError",
@@ -20,9 +21,11 @@ __all__ = [
     "ModelLoadError",
     "ModelMismatchError",
     "NNZipError",
+    "NNZipFile",
     "UnsupportedVersionError",
     "UsageError",
     "__version__",
     "compress",
     "decompress",
+    "open",
 ]

@@ -1,5 +1,7 @@
-"""The `.nz` container: a fixed header, a stream table, a header CRC and the stream payloads.
+"""The `.nz` container: members of a fixed header, a stream table, a header CRC and payloads.
 
+A `.nz` file is one or more members, each coding the next piece of the original bytes. A
+member is model-coded (version 1) or stored, raw or as a zstd frame (version 2).
 docs/FORMAT.md specifies the layout and every rule that unpack() checks. All integers are
 little-endian.
 """
@@ -14,9 +16,20 @@ from typing import NamedTuple
 from nnzip.errors import InvalidDataError, UnsupportedVersionError
 
 MAGIC = b"NNZ\x1a"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest version this reader decodes
+MODEL_VERSION = 1  # version of model-coded members, whose layout version 2 kept
+STORED_VERSION = 2  # version that added stored members
 PRECISION_BITS = 16
 MODEL_ID_SIZE = 16
+NO_MODEL = bytes(MODEL_ID_SIZE)  # the model id field of a stored member
+
+# Flags of a version 2 member: how its single payload holds the original bytes.
+FLAG_STORED_RAW = 1
+FLAG_STORED_ZSTD = 2
+STORED_FLAGS = (FLAG_STORED_RAW, FLAG_STORED_ZSTD)
+# A zstd frame can claim far more bytes than it holds, so a stored zstd member is limited to
+# this many original bytes; a decoder never allocates more for one member.
+MAX_STORED_ZSTD_LENGTH = 1 << 24
 
 _FIXED_HEADER = struct.Struct("<4sBBBB16sQII")
 FIXED_HEADER_SIZE = _FIXED_HEADER.size
@@ -58,6 +71,16 @@ class Header:
     stream_lengths: tuple[int, ...]
     stream_sizes: tuple[int, ...]
     precision_bits: int = PRECISION_BITS
+    flags: int = 0  # 0 for a model-coded member, else FLAG_STORED_RAW or FLAG_STORED_ZSTD
+
+    @property
+    def stored(self) -> bool:
+        return self.flags != 0
+
+    @property
+    def size(self) -> int:
+        """Bytes of the whole member: header, stream table, header CRC and payloads."""
+        return FIXED_HEADER_SIZE + _STREAM_ENTRY.size * len(self.stream_sizes) + _HEADER_CRC.size + sum(self.stream_sizes)
 
 
 def model_id_hex(model_id: bytes) -> str:
@@ -78,15 +101,15 @@ def pack(header: Header, payloads: list[bytes]) -> bytes:
     if sizes != tuple(header.stream_sizes):
         raise ValueError(f"stream sizes {header.stream_sizes} do not match the payload sizes {sizes}")
 
-    problem = _find_stream_problem(header.original_length, header.stream_lengths, header.stream_sizes)
+    problem = _find_stream_problem(header.flags, header.original_length, header.stream_lengths, header.stream_sizes)
     if problem is not None:
         raise ValueError(problem)
 
     table = b"".join(_STREAM_ENTRY.pack(length, size) for length, size in zip(header.stream_lengths, sizes))
     fixed = _FIXED_HEADER.pack(
         MAGIC,
-        FORMAT_VERSION,
-        0,
+        STORED_VERSION if header.stored else MODEL_VERSION,
+        header.flags,
         header.precision_bits,
         0,
         header.model_id,
@@ -98,7 +121,22 @@ def pack(header: Header, payloads: list[bytes]) -> bytes:
     return header_bytes + _HEADER_CRC.pack(zlib.crc32(header_bytes)) + b"".join(payloads)
 
 
+def pack_stored(data: bytes, flags: int, payload: bytes | None = None) -> bytes:
+    """Return a stored member of `data`: raw, or as the zstd frame `payload` (FLAG_STORED_ZSTD)."""
+    if flags == FLAG_STORED_RAW:
+        payload = data
+    elif flags != FLAG_STORED_ZSTD or payload is None:
+        raise ValueError(f"flags {flags} with payload {type(payload).__name__}, expected a raw member or a zstd frame")
+    lengths, sizes = ((len(data),), (len(payload),)) if data else ((), ())
+    header = Header(NO_MODEL, len(data), zlib.crc32(data), lengths, sizes, flags=flags)
+    return pack(header, [payload] if data else [])
+
+
 def _check_header_fields(header: Header) -> None:
+    if header.flags not in (0, *STORED_FLAGS):
+        raise ValueError(f"flags {header.flags}, expected 0 or one of {STORED_FLAGS}")
+    if header.stored and header.model_id != NO_MODEL:
+        raise ValueError("a stored member has the all-zero model id")
     if len(header.model_id) != MODEL_ID_SIZE:
         raise ValueError(f"model id has {len(header.model_id)} bytes, expected {MODEL_ID_SIZE}")
     if header.precision_bits != PRECISION_BITS:
@@ -114,11 +152,46 @@ def _check_header_fields(header: Header) -> None:
 
 
 def unpack(data: bytes | bytearray | memoryview) -> tuple[Header, list[memoryview]]:
-    """Parse and validate a `.nz` container, returning its header and payload views.
+    """Parse and validate a `.nz` member that spans all of `data`, returning its header and payload views.
 
     Raises UnsupportedVersionError for a newer format version and InvalidDataError for
-    anything else that is not a valid container. The payloads are views into `data`.
+    anything else that is not a valid member. The payloads are views into `data`.
     """
+    header, payloads = unpack_member(data)
+    end = header.size
+    if end < len(data):
+        raise InvalidDataError(f"trailing garbage: {len(data) - end} bytes after the last stream")
+    return header, payloads
+
+
+def unpack_member(data: bytes | bytearray | memoryview) -> tuple[Header, list[memoryview]]:
+    """Parse and validate the member at the start of `data`; bytes after it are left alone.
+
+    Raises as unpack() does, except that it does not look past the member's end (`header.size`).
+    """
+    view = memoryview(data).cast("B")
+    header = read_header(view)
+    payload_start = header.size - sum(header.stream_sizes)
+    return header, _slice_payloads(view, payload_start, header.stream_sizes)
+
+
+def header_bytes_needed(data: bytes | bytearray | memoryview) -> int:
+    """Return how many bytes the header of the member at the start of `data` spans (at least 40).
+
+    Checks the magic and version first, so another kind of file is rejected before more is read.
+    """
+    view = memoryview(data).cast("B")
+    if len(view) < FIXED_HEADER_SIZE:
+        prefix = bytes(view[: len(MAGIC)])
+        if prefix != MAGIC[: len(prefix)]:
+            raise InvalidDataError(f"not an nnzip file: magic {prefix!r}, expected {MAGIC!r}")
+        return FIXED_HEADER_SIZE
+    fields = _read_fixed_header(view)
+    return FIXED_HEADER_SIZE + fields.stream_count * _STREAM_ENTRY.size + _HEADER_CRC.size
+
+
+def read_header(data: bytes | bytearray | memoryview) -> Header:
+    """Parse and validate the header and stream table at the start of `data`; payloads need not be there."""
     view = memoryview(data).cast("B")
     fields = _read_fixed_header(view)
     stream_count = fields.stream_count
@@ -137,20 +210,19 @@ def unpack(data: bytes | bytearray | memoryview) -> tuple[Header, list[memoryvie
     entries = list(_STREAM_ENTRY.iter_unpack(view[FIXED_HEADER_SIZE:table_end]))
     lengths = tuple(length for length, _ in entries)
     sizes = tuple(size for _, size in entries)
-    problem = _find_stream_problem(fields.original_length, lengths, sizes)
+    problem = _find_stream_problem(fields.flags, fields.original_length, lengths, sizes)
     if problem is not None:
         raise InvalidDataError(problem)
 
-    payloads = _slice_payloads(view, payload_start, sizes)
-    header = Header(
+    return Header(
         model_id=fields.model_id,
         original_length=fields.original_length,
         crc32=fields.crc32,
         stream_lengths=lengths,
         stream_sizes=sizes,
         precision_bits=fields.precision_bits,
+        flags=fields.flags,
     )
-    return header, payloads
 
 
 def _read_fixed_header(view: memoryview) -> _FixedFields:
@@ -189,8 +261,17 @@ def _check_header_crc(view: memoryview, table_end: int) -> None:
 
 def _check_header_values(fields: _FixedFields) -> None:
     """Check the fields that the header CRC has already confirmed as written."""
-    if fields.flags != 0:
+    if fields.version == MODEL_VERSION and fields.flags != 0:
         raise InvalidDataError(f"unknown flags {fields.flags:#04x}, expected 0 (every flag is reserved)")
+    if fields.version == STORED_VERSION:
+        if fields.flags not in STORED_FLAGS:
+            raise InvalidDataError(f"unknown flags {fields.flags:#04x} in a version 2 member, expected 0x01 (raw) or 0x02 (zstd)")
+        if fields.model_id != NO_MODEL:
+            raise InvalidDataError(f"stored member names model {fields.model_id.hex()}, expected the all-zero id")
+        if fields.stream_count != (1 if fields.original_length else 0):
+            raise InvalidDataError(
+                f"stored member has {fields.stream_count} streams for {fields.original_length} bytes, expected {int(fields.original_length > 0)}"
+            )
     if fields.precision_bits != PRECISION_BITS:
         raise InvalidDataError(f"frequency precision {fields.precision_bits} bits, expected {PRECISION_BITS}")
     if fields.reserved != 0:
@@ -203,12 +284,16 @@ def _check_header_values(fields: _FixedFields) -> None:
         )
 
 
-def _find_stream_problem(original_length: int, lengths: tuple[int, ...], sizes: tuple[int, ...]) -> str | None:
+def _find_stream_problem(flags: int, original_length: int, lengths: tuple[int, ...], sizes: tuple[int, ...]) -> str | None:
     """Return a one-line description of the first invalid stream table entry, or None."""
     for index, (length, size) in enumerate(zip(lengths, sizes)):
         if length == 0:
             return f"stream {index} has original length 0, expected at least 1"
-        if length > MAX_LENGTH_PER_PAYLOAD_BYTE * (size + 1):
+        if flags == FLAG_STORED_RAW and size != length:
+            return f"raw stored member has {size} payload bytes for {length} original bytes, expected equal"
+        if flags == FLAG_STORED_ZSTD and length > MAX_STORED_ZSTD_LENGTH:
+            return f"zstd stored member claims {length} original bytes, expected at most {MAX_STORED_ZSTD_LENGTH}"
+        if flags == 0 and length > MAX_LENGTH_PER_PAYLOAD_BYTE * (size + 1):
             return (
                 f"stream {index} claims {length} original bytes from {size} compressed bytes, "
                 f"expected at most {MAX_LENGTH_PER_PAYLOAD_BYTE * (size + 1)}"
@@ -225,8 +310,6 @@ def _slice_payloads(view: memoryview, start: int, sizes: tuple[int, ...]) -> lis
     needed = sum(sizes)
     if needed > available:
         raise InvalidDataError(f"truncated payload: the streams need {needed} bytes, got {available}")
-    if needed < available:
-        raise InvalidDataError(f"trailing garbage: {available - needed} bytes after the last stream")
 
     payloads = []
     offset = start

@@ -33,5 +33,8 @@ class UsageError(NNZipError):
     """A request that cannot be carried out as given, such as an output path equal to the input."""
 
 
-class CommandLineError(UsageError):
-    """An invalid option value or combination; the command line exits with code 2 for it."""
+class CommandLineError(UsageError, ValueError):
+    """An invalid option value or combination, such as a compression level of 12 or an unknown mode.
+
+    It is a ValueError too, as the standard library raises for such arguments.
+    """

@@ -9,6 +9,7 @@ from nnzip.coder import ALPHABET_SIZE, TOTAL, RangeEncoder
 from nnzip.container import (
     FIXED_HEADER_SIZE,
     FORMAT_VERSION,
+    MODEL_VERSION,
     MAGIC,
     MAX_LENGTH_PER_PAYLOAD_BYTE,
     Header,
@@ -37,7 +38,7 @@ def sample_container() -> tuple[Header, list[bytes], bytes]:
 def raw_container(
     *,
     magic: bytes = MAGIC,
-    version: int = FORMAT_VERSION,
+    version: int = MODEL_VERSION,
     flags: int = 0,
     precision_bits: int = 16,
     reserved: int = 0,
@@ -78,7 +79,7 @@ def test_layout_offsets():
     header, payloads, data = sample_container()
 
     assert data[0:4] == MAGIC
-    assert data[4] == FORMAT_VERSION
+    assert data[4] == MODEL_VERSION
     assert data[5] == 0
     assert data[6] == 16
     assert data[7] == 0
