@@ -1,7 +1,8 @@
-"""The `nnzip` command line: argument parsing, file handling and messages, no maths.
+"""The `nnzip` subcommands (compress, decompress, bench, train, export) and the entry points.
 
-Data goes to files; every message goes to stderr with an `nnzip:` prefix. Exit codes:
-0 success, 1 error, 2 invalid command line (from typer), 130 interrupted.
+`nnzip FILE...` without a subcommand is the gzip-style command line of `nnzip.gzip_cli`.
+Data goes to files or stdout; every message goes to stderr with an `nnzip:` prefix. Exit
+codes: 0 success, 1 error (an invalid command line too), 2 warning, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-import time
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated, Optional
@@ -18,12 +18,10 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
-from nnzip import codec
-from nnzip.api import compression_model, model_path_for
-from nnzip.container import unpack
+from nnzip.members import read_members
 from nnzip.models import find_model_by_id
 from nnzip.errors import CommandLineError, InvalidDataError, ModelMismatchError, NNZipError, UsageError
-from nnzip.engine import ENGINES, load_engine
+from nnzip.engine import ENGINES
 
 NZ_SUFFIX = ".nz"
 
@@ -31,10 +29,11 @@ app = typer.Typer(
     help=(
         "Lossless compression with a byte-level neural network and a range coder.\n\n"
         "Examples:\n\n"
-        "  nnzip compress book.txt              # writes book.txt.nz\n\n"
+        "  nnzip compress book.txt              # writes book.txt.nz, keeps book.txt\n\n"
         "  nnzip decompress book.txt.nz -o copy.txt\n\n"
         "  nnzip train --steps 1500 --out runs/small\n\n"
-        "Exit codes: 0 success, 1 error, 2 invalid command line, 130 interrupted."
+        "gzip-style use without a subcommand: nnzip --help.\n\n"
+        "Exit codes: 0 success, 1 error, 2 warning, 130 interrupted."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -183,17 +182,15 @@ def compress(
 
     Examples: nnzip compress book.txt -o book.nz; nnzip compress -1 big.log (fastest)
     """
+    from nnzip import gzip_cli
+
     with errors_reported():
         check_input(file)
         target = output or file.with_name(file.name + NZ_SUFFIX)
         check_output(file, target, force)
-        data = read_input(file)
-        coder = load_engine(compression_model(level, model), engine)
-        started = time.perf_counter()
-        with progress_bar(len(data), "compress", quiet) as advance:
-            blob = coder.compress(data, advance)
-        write_atomically(target, blob)
-        say(summary(str(file), len(data), len(blob), time.perf_counter() - started), quiet)
+        options = gzip_cli.Options("compress", False, True, force, quiet, False, level, model, engine)
+        original, compressed, seconds = gzip_cli.compress_file(str(file), options, output=target)
+        say(summary(str(file), original, compressed, seconds), quiet)
 
 
 @app.command()
@@ -214,6 +211,8 @@ def decompress(
 
     Example: nnzip decompress book.nz -o book.txt
     """
+    from nnzip import gzip_cli
+
     with errors_reported():
         check_input(file)
         if output is None:
@@ -221,15 +220,10 @@ def decompress(
                 raise UsageError(f"cannot derive an output name: {file} has no {NZ_SUFFIX} suffix; name the output with -o")
             output = file.with_suffix("")
         check_output(file, output, force)
-        blob = read_input(file)
+        options = gzip_cli.Options("decompress", False, True, force, quiet, False, None, model, engine)
         with named(file):
-            coder = load_engine(model_path_for(blob, model), engine)
-            header_length = codec.original_length(blob)
-        started = time.perf_counter()
-        with progress_bar(header_length, "decompress", quiet) as advance, named(file):
-            data = coder.decompress(blob, advance)
-        write_atomically(output, data)
-        say(summary(str(file), len(data), len(blob), time.perf_counter() - started, decompressed=True), quiet)
+            original, compressed, seconds = gzip_cli.decompress_file(str(file), options, output=output)
+        say(summary(str(file), original, compressed, seconds, decompressed=True), quiet)
 
 
 @contextmanager
@@ -246,8 +240,9 @@ def named(path: Path):
 def shipped_model_hint(path: Path) -> str:
     """Name the shipped model that wrote `path`, if there is one, for a model-mismatch message."""
     try:
-        header, _ = unpack(path.read_bytes())
-    except (OSError, NNZipError):
+        with path.open("rb") as handle:
+            header = next(member.header for member in read_members(handle) if not member.header.stored)
+    except (OSError, NNZipError, StopIteration):
         return ""
     found = find_model_by_id(header.model_id)
     return f" (the file names the shipped model {found.stem}; leave out --model to use it)" if found else ""
@@ -260,7 +255,7 @@ def errors_reported():
     try:
         yield
     except CommandLineError as err:
-        fail(str(err), 2)
+        fail(str(err), 1)
     except NNZipError as err:
         fail(str(err))
     except KeyboardInterrupt:
@@ -446,12 +441,32 @@ def expand_level_flags(args: list[str]) -> list[str]:
     return expanded
 
 
+SUBCOMMANDS = ("compress", "decompress", "bench", "train", "export", "fetch-enwik8")
+
+
 def main() -> None:
-    """Run the command line; usage errors print one `nnzip: error:` line and exit with 2."""
+    """Run `nnzip`: a subcommand through typer, anything else as the gzip-style command line."""
+    argv = sys.argv[1:]
+    if not argv or argv[0] not in SUBCOMMANDS:
+        from nnzip import gzip_cli
+
+        sys.exit(gzip_cli.main(argv))
+    run_subcommand(argv)
+
+
+def unnz_main() -> None:
+    """Run `unnz`, which is `nnzip -d`."""
+    from nnzip import gzip_cli
+
+    sys.exit(gzip_cli.main(["-d", *sys.argv[1:]], prog="unnz"))
+
+
+def run_subcommand(argv: list[str]) -> None:
+    """Run a typer subcommand; an invalid command line prints one `nnzip: error:` line and exits with 1."""
     try:
-        args = expand_level_flags(sys.argv[1:])
+        args = expand_level_flags(argv)
     except CommandLineError as err:
-        fail_now(str(err), 2)
+        fail_now(str(err), 1)
     try:
         code = app(args=args, prog_name="nnzip", standalone_mode=False)
     except Exception as err:  # typer bundles its own click, so its exception classes are matched by shape
@@ -459,13 +474,14 @@ def main() -> None:
         context = getattr(err, "ctx", None)
         if kind == "NoArgsIsHelpError" and context is not None:
             print(context.get_help(), file=sys.stderr)
-            sys.exit(2)
+            sys.exit(1)
         if kind == "Abort":
             fail_now("interrupted", 130)
         if not hasattr(err, "format_message") or not hasattr(err, "exit_code"):
             raise
         hint = f" (see '{context.command_path} --help')" if context is not None and err.exit_code == 2 else ""
-        fail_now(f"{err.format_message()}{hint}", err.exit_code)
+        # click uses 2 for an invalid command line; gzip, and so nnzip, use 1 for every error.
+        fail_now(f"{err.format_message()}{hint}", 1 if err.exit_code == 2 else err.exit_code)
     sys.exit(code if isinstance(code, int) else 0)
 
 
