@@ -398,7 +398,7 @@ def say(message: str) -> None:
 
 
 def report(message: str, code: int) -> int:
-    say(message if code != ERROR else f"error: {message}")
+    say(message if code == WARNING else f"error: {message}")
     return code
 
 

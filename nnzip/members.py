@@ -189,14 +189,21 @@ def decode_member(member: Member, coder_for: Callable[[bytes], Coder], progress:
 
 
 def stored_payload(header: Header, payload: bytes) -> bytes:
+    """Return the original bytes of a stored member's payload, reading at most one byte past its length."""
     if header.flags == FLAG_STORED_RAW:
         return payload
+    # A frame can claim any content size, so the output is read in bounded steps rather than
+    # decoded in one call, which would allocate the claimed size.
+    length = header.original_length
     try:
-        data = zstandard.ZstdDecompressor().decompress(payload, max_output_size=header.original_length)
+        with zstandard.ZstdDecompressor().stream_reader(payload) as reader:
+            data = read_up_to(reader, length + 1)
     except zstandard.ZstdError as err:
         raise InvalidDataError(f"zstd stored member is corrupted: {err}") from err
-    if len(data) != header.original_length:
-        raise InvalidDataError(f"zstd stored member decoded to {len(data)} bytes, but the header declares {header.original_length}")
+    if len(data) > length:
+        raise InvalidDataError(f"zstd stored member decodes to more than the {length} bytes its header declares")
+    if len(data) < length:
+        raise InvalidDataError(f"zstd stored member decoded to {len(data)} bytes, but the header declares {length}")
     return data
 
 
