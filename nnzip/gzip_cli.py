@@ -1,8 +1,8 @@
 """The gzip-compatible command line: `nnzip [OPTIONS] [FILE...]` and `unnz`.
 
-It follows gzip where gzip, xz and zstd agree: FILE becomes FILE.nz and the input is removed
-once the output is complete, flushed and verified; -c writes to stdout; no FILE or `-` reads
-stdin; -k keeps, -f forces, -t tests, -l lists. Exit codes: 0 success, 1 error, 2 warning.
+It follows gzip where gzip, xz and zstd agree. FILE becomes FILE.nz, and the input is removed
+once the output is complete, flushed and verified. -c writes to stdout, and no FILE or `-`
+reads stdin. -k keeps, -f forces, -t tests, -l lists. Exit codes: 0 success, 1 error, 2 warning.
 Data goes to stdout only; messages go to stderr with an `nnzip:` prefix.
 """
 
@@ -62,6 +62,7 @@ def build_parser(prog: str) -> ArgumentParser:
     parser = ArgumentParser(
         prog=prog, description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("-d", "--decompress", "--uncompress", dest="mode", action="store_const", const="decompress",
                       help="decompress")
@@ -71,18 +72,21 @@ def build_parser(prog: str) -> ArgumentParser:
                       help="test the integrity of compressed files")
     mode.add_argument("-l", "--list", dest="mode", action="store_const", const="list",
                       help="list original and compressed sizes, ratio and model of compressed files")
+
     parser.add_argument("-c", "--stdout", "--to-stdout", action="store_true", help="write to stdout, keep the input")
     parser.add_argument("-k", "--keep", action="store_true", help="keep the input file")
     parser.add_argument("-f", "--force", action="store_true",
                         help="overwrite existing output, write compressed data to a terminal")
     parser.add_argument("-q", "--quiet", action="store_true", help="print errors only")
     parser.add_argument("-v", "--verbose", action="store_true", help="print a line per file")
+
     for level in range(1, 10):
         parser.add_argument(f"-{level}", dest="level", action="store_const", const=level,
                             help=argparse.SUPPRESS if 1 < level < 9 else
                             f"{'fastest (fast model)' if level == 1 else 'best (default model)'}; -1 .. -9, default -6")
     parser.add_argument("--fast", dest="level", action="store_const", const=1, help="same as -1")
     parser.add_argument("--best", dest="level", action="store_const", const=9, help="same as -9")
+
     parser.add_argument("-m", "--model", help="model file or shipped model name (instead of a level)")
     parser.add_argument("--engine", choices=ENGINES, default="auto", help="coding engine; all write the same bytes")
     parser.add_argument("-V", "--version", action="store_true", help="print the version and exit")
@@ -133,6 +137,8 @@ def main(argv: list[str], prog: str = "nnzip") -> int:
     if files.count("-") > 1:
         return report("stdin ('-') can be read only once", ERROR)
 
+    if options.mode == "list":
+        print(f"{'compressed':>12} {'uncompressed':>12}  {'ratio':>6}  {'model':<32}  uncompressed_name")
     status = SUCCESS
     for name in files:
         status = worse(status, run_one(name, options))
@@ -251,11 +257,10 @@ def list_file(name: str, options: Options) -> None:
             if kind not in models:
                 models.append(kind)
     ratio = 100.0 * (1 - compressed / original) if original else 0.0
-    shown = name[: -len(NZ_SUFFIX)] if name.endswith(NZ_SUFFIX) else ("stdin" if name == "-" else name)
-    if not getattr(list_file, "header_printed", False):
-        print(f"{'compressed':>12} {'uncompressed':>12}  {'ratio':>6}  {'model':<32}  uncompressed_name")
-        list_file.header_printed = True
-    print(f"{compressed:>12} {original:>12}  {ratio:5.1f}%  {','.join(models):<32}  {shown}")
+    original_name = "stdin" if name == "-" else name
+    if name.endswith(NZ_SUFFIX):
+        original_name = name[: -len(NZ_SUFFIX)]
+    print(f"{compressed:>12} {original:>12}  {ratio:5.1f}%  {','.join(models):<32}  {original_name}")
 
 
 def will_remove_input(name: str, options: Options, output: Path | None) -> bool:

@@ -1,6 +1,6 @@
 """The gzip-style command line: conventions, streams, and the bad-input corpus.
 
-Most cases call `gzip_cli.main` in this process, which returns the exit code; the cases
+Most cases call `gzip_cli.main` in this process, which returns the exit code. The cases
 about stdin, stdout, terminals, pipes and signals run a real `nnzip` process.
 """
 
@@ -72,7 +72,8 @@ def test_compress_replaces_input_after_verifying(work, prose, tiny_model_path, c
 def test_keep_and_stdout_keep_the_input(work, prose, tiny_model_path, capsys):
     code, _ = run(capsys, "-k", "-m", str(tiny_model_path), "prose.txt")
     assert code == 0
-    assert prose.exists() and (work / "prose.txt.nz").exists()
+    assert prose.exists()
+    assert (work / "prose.txt.nz").exists()
 
 
 def test_mode_and_mtime_follow_the_input(work, prose, tiny_model_path, capsys):
@@ -121,7 +122,8 @@ def test_unknown_suffix_on_decompress_is_a_warning(work, capsys):
 def test_double_dash_ends_options(work, tiny_model_path, capsys):
     (work / "-k").write_bytes(b"a file named like an option\n" * 10)
     assert run(capsys, "-m", str(tiny_model_path), "--", "-k")[0] == 0
-    assert (work / "-k.nz").exists() and not (work / "-k").exists()
+    assert (work / "-k.nz").exists()
+    assert not (work / "-k").exists()
 
 
 def test_list_and_test(work, prose, tiny_model_path, capsys):
@@ -154,9 +156,11 @@ def test_help_documents_exit_codes(capsys):
 def test_stdin_to_stdout_round_trip(tmp_path, tiny_model_path):
     data = os.urandom(3000) + b"text " * 400
     packed = nnzip("-m", str(tiny_model_path), cwd=tmp_path, stdin=data)
-    assert packed.returncode == 0 and packed.stderr == b""
+    assert packed.returncode == 0
+    assert packed.stderr == b""
     unpacked = nnzip("-d", "-m", str(tiny_model_path), cwd=tmp_path, stdin=packed.stdout)
-    assert unpacked.returncode == 0 and unpacked.stdout == data
+    assert unpacked.returncode == 0
+    assert unpacked.stdout == data
     dash = nnzip("-dc", "-m", str(tiny_model_path), "-", cwd=tmp_path, stdin=packed.stdout)
     assert dash.stdout == data
 

@@ -33,6 +33,7 @@ def with_header_crc(data: bytes, stream_count: int) -> bytes:
 
 def cases(base: bytes) -> dict[str, tuple[bytes, int, str]]:
     streams = struct.unpack_from("<I", base, 36)[0]
+
     future = bytearray(base)
     future[4] = 9
     absurd = bytearray(base)
@@ -47,6 +48,7 @@ def cases(base: bytes) -> dict[str, tuple[bytes, int, str]]:
     stored[-1] ^= 0x20
     bomb_payload = zstandard.ZstdCompressor().compress(b"\0" * 100_000)
     bomb = bytearray(pack_stored(b"\0" * 1000, FLAG_STORED_ZSTD, bomb_payload))
+
     return {
         "wrong-magic": (b"GZIP" + base[4:], 1, "not an nnzip file: magic"),
         "future-version": (bytes(future), 1, "format version 9 is newer"),
