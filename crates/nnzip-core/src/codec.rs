@@ -108,6 +108,7 @@ fn compress_streams(data: &[u8], model: &Model, progress: Progress) -> Result<Ve
             .map(|payload| payload.len() as u64)
             .collect(),
         precision_bits: PRECISION_BITS,
+        flags: 0,
     };
     container::pack(&header, &payloads)
 }

@@ -1,13 +1,25 @@
-//! The `.nz` container: a fixed header, a stream table, a header CRC and the stream payloads.
+//! The `.nz` container: members of a fixed header, a stream table, a header CRC and payloads.
 //!
-//! `docs/FORMAT.md` specifies the layout and every rule that [`unpack`] checks, in the order
-//! it checks them. All integers are little-endian. Messages match `nnzip/container.py`.
+//! A member is model-coded (version 1) or stored, raw or as a zstd frame (version 2).
+//! `docs/FORMAT.md` specifies the layout and every rule that [`unpack_member`] checks, in the
+//! order it checks them. All integers are little-endian. Messages match `nnzip/container.py`.
 
 use crate::error::{Error, Result};
 use crate::pyrepr::bytes_repr;
 
 pub const MAGIC: [u8; 4] = *b"NNZ\x1a";
-pub const FORMAT_VERSION: u8 = 1;
+/// The newest version this reader decodes.
+pub const FORMAT_VERSION: u8 = 2;
+/// The version of model-coded members.
+pub const MODEL_VERSION: u8 = 1;
+/// The version that added stored members.
+pub const STORED_VERSION: u8 = 2;
+/// Flags of a version 2 member: how its single payload holds the original bytes.
+pub const FLAG_STORED_RAW: u8 = 1;
+pub const FLAG_STORED_ZSTD: u8 = 2;
+/// A zstd frame can claim far more bytes than it holds, so a stored zstd member is limited
+/// to this many original bytes.
+pub const MAX_STORED_ZSTD_LENGTH: u64 = 1 << 24;
 pub const PRECISION_BITS: u8 = 16;
 pub const MODEL_ID_SIZE: usize = 16;
 pub const FIXED_HEADER_SIZE: usize = 40;
@@ -33,6 +45,26 @@ pub struct Header {
     pub stream_lengths: Vec<u64>,
     pub stream_sizes: Vec<u64>,
     pub precision_bits: u8,
+    /// 0 for a model-coded member, else FLAG_STORED_RAW or FLAG_STORED_ZSTD.
+    pub flags: u8,
+}
+
+impl Header {
+    pub fn is_stored(&self) -> bool {
+        self.flags != 0
+    }
+
+    /// Bytes of the whole member: header, stream table, header CRC and payloads.
+    pub fn member_size(&self) -> u128 {
+        let header =
+            FIXED_HEADER_SIZE + STREAM_ENTRY_SIZE * self.stream_sizes.len() + HEADER_CRC_SIZE;
+        header as u128
+            + self
+                .stream_sizes
+                .iter()
+                .map(|&size| u128::from(size))
+                .sum::<u128>()
+    }
 }
 
 /// Formats a 16-byte model id as 32 lower-case hex digits.
@@ -57,6 +89,7 @@ pub fn pack<P: AsRef<[u8]>>(header: &Header, payloads: &[P]) -> Result<Vec<u8>> 
         )));
     }
     if let Some(problem) = find_stream_problem(
+        header.flags,
         header.original_length,
         &header.stream_lengths,
         &header.stream_sizes,
@@ -75,8 +108,12 @@ pub fn pack<P: AsRef<[u8]>>(header: &Header, payloads: &[P]) -> Result<Vec<u8>> 
     let payload_bytes: usize = payloads.iter().map(|payload| payload.as_ref().len()).sum();
     let mut out = Vec::with_capacity(table_end + HEADER_CRC_SIZE + payload_bytes);
     out.extend_from_slice(&MAGIC);
-    out.push(FORMAT_VERSION);
-    out.push(0); // flags
+    out.push(if header.is_stored() {
+        STORED_VERSION
+    } else {
+        MODEL_VERSION
+    });
+    out.push(header.flags);
     out.push(header.precision_bits);
     out.push(0); // reserved
     out.extend_from_slice(&header.model_id);
@@ -96,6 +133,12 @@ pub fn pack<P: AsRef<[u8]>>(header: &Header, payloads: &[P]) -> Result<Vec<u8>> 
 }
 
 fn check_header_fields(header: &Header) -> Result<()> {
+    if ![0, FLAG_STORED_RAW, FLAG_STORED_ZSTD].contains(&header.flags) {
+        return Err(Error::InvalidArgument(format!(
+            "flags {}, expected 0, {FLAG_STORED_RAW} or {FLAG_STORED_ZSTD}",
+            header.flags
+        )));
+    }
     if header.precision_bits != PRECISION_BITS {
         return Err(Error::InvalidArgument(format!(
             "precision bits {}, expected {PRECISION_BITS}",
@@ -124,11 +167,27 @@ struct FixedFields {
     stream_count: u32,
 }
 
-/// Parses and validates a `.nz` container, returning its header and payload slices.
+/// Parses and validates a `.nz` member that spans all of `data`, returning its header and
+/// payload slices.
 ///
 /// Returns `UnsupportedVersion` for a newer format version and `InvalidData` for anything
-/// else that is not a valid container. The payloads borrow from `data`.
+/// else that is not a valid member. The payloads borrow from `data`.
 pub fn unpack(data: &[u8]) -> Result<(Header, Vec<&[u8]>)> {
+    let (header, payloads) = unpack_member(data)?;
+    let end = header.member_size();
+    if end < data.len() as u128 {
+        return Err(Error::InvalidData(format!(
+            "trailing garbage: {} bytes after the last stream",
+            data.len() as u128 - end
+        )));
+    }
+    Ok((header, payloads))
+}
+
+/// Parses and validates the member at the start of `data`; bytes after it are left alone.
+///
+/// Returns errors as [`unpack`] does; the member ends at `header.member_size()`.
+pub fn unpack_member(data: &[u8]) -> Result<(Header, Vec<&[u8]>)> {
     let fields = read_fixed_header(data)?;
     let stream_count = fields.stream_count as usize;
 
@@ -150,7 +209,9 @@ pub fn unpack(data: &[u8]) -> Result<(Header, Vec<&[u8]>)> {
         .chunks_exact(STREAM_ENTRY_SIZE)
         .map(|entry| (read_u64(entry, 0), read_u64(entry, 8)))
         .unzip();
-    if let Some(problem) = find_stream_problem(fields.original_length, &lengths, &sizes) {
+    if let Some(problem) =
+        find_stream_problem(fields.flags, fields.original_length, &lengths, &sizes)
+    {
         return Err(Error::InvalidData(problem));
     }
 
@@ -162,6 +223,7 @@ pub fn unpack(data: &[u8]) -> Result<(Header, Vec<&[u8]>)> {
         stream_lengths: lengths,
         stream_sizes: sizes,
         precision_bits: fields.precision_bits,
+        flags: fields.flags,
     };
     Ok((header, payloads))
 }
@@ -245,12 +307,32 @@ fn check_header_crc(data: &[u8], table_end: usize) -> Result<()> {
 
 /// Checks the fields that the header CRC has already confirmed as written.
 fn check_header_values(fields: &FixedFields) -> Result<()> {
-    debug_assert_eq!(fields.version, FORMAT_VERSION);
-    if fields.flags != 0 {
+    if fields.version == MODEL_VERSION && fields.flags != 0 {
         return Err(Error::InvalidData(format!(
             "unknown flags {:#04x}, expected 0 (every flag is reserved)",
             fields.flags
         )));
+    }
+    if fields.version == STORED_VERSION {
+        if ![FLAG_STORED_RAW, FLAG_STORED_ZSTD].contains(&fields.flags) {
+            return Err(Error::InvalidData(format!(
+                "unknown flags {:#04x} in a version 2 member, expected 0x01 (raw) or 0x02 (zstd)",
+                fields.flags
+            )));
+        }
+        if fields.model_id != [0; MODEL_ID_SIZE] {
+            return Err(Error::InvalidData(format!(
+                "stored member names model {}, expected the all-zero id",
+                model_id_hex(&fields.model_id)
+            )));
+        }
+        let expected = u32::from(fields.original_length > 0);
+        if fields.stream_count != expected {
+            return Err(Error::InvalidData(format!(
+                "stored member has {} streams for {} bytes, expected {expected}",
+                fields.stream_count, fields.original_length
+            )));
+        }
     }
     if fields.precision_bits != PRECISION_BITS {
         return Err(Error::InvalidData(format!(
@@ -278,12 +360,30 @@ fn check_header_values(fields: &FixedFields) -> Result<()> {
 /// Returns a one-line description of the first invalid stream table entry, or None.
 ///
 /// Sums and bounds use u128, because the Python reference computes them without overflow.
-fn find_stream_problem(original_length: u64, lengths: &[u64], sizes: &[u64]) -> Option<String> {
+fn find_stream_problem(
+    flags: u8,
+    original_length: u64,
+    lengths: &[u64],
+    sizes: &[u64],
+) -> Option<String> {
     for (index, (&length, &size)) in lengths.iter().zip(sizes).enumerate() {
         if length == 0 {
             return Some(format!(
                 "stream {index} has original length 0, expected at least 1"
             ));
+        }
+        if flags == FLAG_STORED_RAW && size != length {
+            return Some(format!(
+                "raw stored member has {size} payload bytes for {length} original bytes, expected equal"
+            ));
+        }
+        if flags == FLAG_STORED_ZSTD && length > MAX_STORED_ZSTD_LENGTH {
+            return Some(format!(
+                "zstd stored member claims {length} original bytes, expected at most {MAX_STORED_ZSTD_LENGTH}"
+            ));
+        }
+        if flags != 0 {
+            continue;
         }
         let bound = MAX_LENGTH_PER_PAYLOAD_BYTE * (u128::from(size) + 1);
         if u128::from(length) > bound {
@@ -311,14 +411,8 @@ fn slice_payloads<'a>(data: &'a [u8], start: usize, sizes: &[u64]) -> Result<Vec
             "truncated payload: the streams need {needed} bytes, got {available}"
         )));
     }
-    if needed < available {
-        return Err(Error::InvalidData(format!(
-            "trailing garbage: {} bytes after the last stream",
-            available - needed
-        )));
-    }
 
-    // The sizes sum to exactly the bytes after `start`, so each one fits in usize and every
+    // The sizes sum to at most the bytes after `start`, so each one fits in usize and every
     // slice lies inside `data`.
     let mut payloads = Vec::with_capacity(sizes.len());
     let mut offset = start;
@@ -342,6 +436,7 @@ mod tests {
             stream_lengths: lengths,
             stream_sizes: sizes,
             precision_bits: PRECISION_BITS,
+            flags: 0,
         }
     }
 
@@ -408,12 +503,12 @@ mod tests {
     #[test]
     fn newer_version_rejected_before_crc() {
         let mut data = sample_container();
-        data[4] = 2;
+        data[4] = 3;
         let error = unpack_error(&data);
         assert!(matches!(error, Error::UnsupportedVersion(_)), "{error:?}");
         assert_eq!(
             error.to_string(),
-            "format version 2 is newer than the newest version this nnzip reads (1); \
+            "format version 3 is newer than the newest version this nnzip reads (2); \
              upgrade nnzip to decode this file"
         );
     }
@@ -426,7 +521,7 @@ mod tests {
         assert!(matches!(error, Error::InvalidData(_)), "{error:?}");
         assert_eq!(
             error.to_string(),
-            "invalid format version 0, expected 1 to 1"
+            "invalid format version 0, expected 1 to 2"
         );
     }
 

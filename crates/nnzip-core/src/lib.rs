@@ -21,6 +21,7 @@ pub mod container;
 pub mod error;
 pub mod fixedpoint;
 mod inference;
+pub mod members;
 pub mod model;
 mod pyrepr;
 

@@ -13,7 +13,7 @@ use std::time::Instant;
 use clap::{Parser, Subcommand};
 use nnzip_core::container::model_id_hex;
 use nnzip_core::model::read_export_info;
-use nnzip_core::{codec, container, Error, Model, Result};
+use nnzip_core::{codec, container, members, Error, Model, Result};
 
 const NZ_SUFFIX: &str = "nz";
 const MODEL_SUFFIX: &str = ".safetensors";
@@ -150,16 +150,18 @@ fn run(cli: &Cli) -> Result<()> {
             };
             check_output(input, &target, *force)?;
             let blob = read_input(input)?;
-            let model_path = match model {
-                Some(spec) => resolve_model(spec, model_dir.as_deref())?,
-                None => find_model_by_id(&blob, model_dir.as_deref())?,
+            // A file of stored members needs no model.
+            let model_path = match (model, members::first_model_id(&blob)?) {
+                (Some(spec), _) => Some(resolve_model(spec, model_dir.as_deref())?),
+                (None, Some(id)) => Some(find_model_by_id(&id, model_dir.as_deref())?),
+                (None, None) => None,
             };
-            let model = Model::load(&model_path)?;
+            let model = model_path.map(|path| Model::load(&path)).transpose()?;
 
             let started = Instant::now();
-            let total = codec::original_length(&blob)?;
+            let total = members::original_length(&blob)?;
             let mut meter = Meter::new(cli.quiet, "decompress", total as usize);
-            let data = codec::decompress_with_progress(&blob, &model, &mut |n| meter.advance(n))?;
+            let data = members::decompress(&blob, model.as_ref(), &mut |n| meter.advance(n))?;
             drop(meter);
             write_atomically(&target, &data)?;
             report(cli.quiet, input, data.len(), blob.len(), started);
@@ -327,14 +329,16 @@ fn resolve_model(spec: &str, dir_option: Option<&Path>) -> Result<PathBuf> {
 
 /// Returns the model in the model directory whose id starts with the one in the header.
 /// Files that are not valid exports are skipped, as the Python reference does.
-fn find_model_by_id(blob: &[u8], dir_option: Option<&Path>) -> Result<PathBuf> {
-    let (header, _) = container::unpack(blob)?;
+fn find_model_by_id(
+    id: &[u8; container::MODEL_ID_SIZE],
+    dir_option: Option<&Path>,
+) -> Result<PathBuf> {
     let dir = model_dir(dir_option);
     let not_found = || {
         Error::ModelLoad(format!(
             "no model in {} has the id {} that the file names; pass --model with the matching model",
             dir.display(),
-            model_id_hex(&header.model_id)
+            model_id_hex(id)
         ))
     };
 
@@ -349,7 +353,7 @@ fn find_model_by_id(blob: &[u8], dir_option: Option<&Path>) -> Result<PathBuf> {
     candidates.sort();
     for path in candidates {
         if let Ok(info) = read_export_info(&path) {
-            if info.id.starts_with(&header.model_id) {
+            if info.id.starts_with(id) {
                 return Ok(path);
             }
         }

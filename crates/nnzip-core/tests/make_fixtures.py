@@ -94,6 +94,22 @@ def sort_safetensors_header(path: Path) -> None:
     path.write_bytes(struct.pack("<Q", len(text)) + text + raw[8 + header_length :])
 
 
+def write_members_fixture() -> None:
+    """Write members.nz, a file of three members (model-coded, stored raw, stored zstd), and members.bin."""
+    import zstandard
+
+    from nnzip.container import FLAG_STORED_RAW, FLAG_STORED_ZSTD, pack_stored
+
+    text, random = (DATA / "text_10k.bin").read_bytes(), (DATA / "random_5000.bin").read_bytes()
+    repeated = b"abc" * 3000
+    zstd_frame = zstandard.ZstdCompressor(level=19).compress(repeated)
+    blob = (DATA / "text_10k.nz").read_bytes() + pack_stored(random, FLAG_STORED_RAW)
+    blob += pack_stored(repeated, FLAG_STORED_ZSTD, zstd_frame)
+    (DATA / "members.bin").write_bytes(text + random + repeated)
+    (DATA / "members.nz").write_bytes(blob)
+    print(f"members: {len(text + random + repeated)} -> {len(blob)} bytes")
+
+
 def step_frequencies(model: IntModel, data: bytes, positions: int) -> list[list[int]]:
     """Frequencies of the first `positions` steps of one stream that starts with BOS."""
     state = model.initial_state(1)
@@ -123,6 +139,8 @@ def main() -> int:
     freqs = step_frequencies(model, inputs["text_10k"], STEP_FREQS_POSITIONS)
     (DATA / "step_freqs.json").write_text(json.dumps({"input": "text_10k", "freqs": freqs}) + "\n")
     print(f"model {model_path.name}: id {model.id.hex()}, {model_path.stat().st_size} bytes")
+
+    write_members_fixture()
 
     gated = IntModel.load(gated_path)
     blob = codec.compress(inputs["text_10k"], gated)

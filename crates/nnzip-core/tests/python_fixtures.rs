@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use nnzip_core::{codec, container, Error, Model};
+use nnzip_core::{codec, container, members, Error, Model};
 use safetensors::SafeTensors;
 
 const FIXTURES: [&str; 5] = ["empty", "one_byte", "all_bytes", "random_5000", "text_10k"];
@@ -272,6 +272,7 @@ fn more_streams_than_decode_group() {
         stream_lengths: vec![1; count],
         stream_sizes: vec![payloads[0].len() as u64; count],
         precision_bits: header.precision_bits,
+        flags: 0,
     };
     let packed = container::pack(&many, &vec![payloads[0]; count]).unwrap();
 
@@ -338,6 +339,63 @@ fn gated_mlp_model_matches_python_bytes() {
         assert!(
             decoded == original,
             "{threads} threads: the decoded text differs"
+        );
+    }
+}
+
+#[test]
+fn members_file_decodes_to_the_concatenation() {
+    let blob = read("members.nz");
+    let kinds: Vec<u8> = members::split_members(&blob)
+        .unwrap()
+        .iter()
+        .map(|member| member.header.flags)
+        .collect();
+    assert_eq!(
+        kinds,
+        [0, container::FLAG_STORED_RAW, container::FLAG_STORED_ZSTD]
+    );
+    let decoded = members::decompress(&blob, Some(model()), &mut |_| Ok(())).unwrap();
+    assert!(
+        decoded == read("members.bin"),
+        "members.nz decodes to other bytes"
+    );
+    assert_eq!(
+        members::original_length(&blob).unwrap(),
+        decoded.len() as u64
+    );
+}
+
+#[test]
+fn stored_members_need_no_model() {
+    let blob = read("members.nz");
+    let first = members::split_members(&blob).unwrap()[0].data.len();
+    let decoded = members::decompress(&blob[first..], None, &mut |_| Ok(())).unwrap();
+    assert!(
+        decoded == read("members.bin")[10_000..],
+        "the stored members decode to other bytes"
+    );
+}
+
+/// The bad-input corpus of the Python tests: each file must fail with the message that
+/// tests/bad-inputs/cases.json gives, as the Python command line prints it.
+#[test]
+fn bad_input_corpus_gives_python_messages() {
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/bad-inputs");
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
+    let fast = Model::load(&models.join("nnzip-fast-v2.safetensors"))
+        .expect("the shipped fast model loads");
+    let cases: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(folder.join("cases.json")).unwrap()).unwrap();
+    let cases = cases.as_object().expect("cases.json is an object");
+    assert!(cases.len() >= 10);
+    for (name, case) in cases {
+        let blob = std::fs::read(folder.join(format!("{name}.nz"))).unwrap();
+        let error = members::decompress(&blob, Some(&fast), &mut |_| Ok(())).unwrap_err();
+        let expected = case["error"].as_str().unwrap();
+        assert!(
+            error.to_string().starts_with(expected),
+            "{name}: {error} (expected {expected})"
         );
     }
 }
