@@ -14,7 +14,7 @@ pub const FORMAT_VERSION: u8 = 2;
 pub const MODEL_VERSION: u8 = 1;
 /// The version that added stored members.
 pub const STORED_VERSION: u8 = 2;
-/// Flags of a version 2 member: how its single payload holds the original bytes.
+/// Flags of a version 2 member: how its single payload stores the original bytes.
 pub const FLAG_STORED_RAW: u8 = 1;
 pub const FLAG_STORED_ZSTD: u8 = 2;
 /// A zstd frame can claim far more bytes than it holds, so a stored zstd member is limited

@@ -1,7 +1,7 @@
 //! Files of several members: each member codes the next piece of the original bytes, coded by
 //! the model or stored raw or as a zstd frame, and a file decodes to their concatenation.
 //!
-//! This follows `nnzip/members.py`, which writes the members; nnzip-core reads them, so a
+//! This follows `nnzip/members.py`, which writes the members. nnzip-core reads them, so a
 //! file that the Python command line writes decodes here with the same bytes and messages.
 
 use std::io::Read;
