@@ -1,5 +1,6 @@
-"""Write the golden `.nz` files with the shipped models: NAME.nz with the default model,
-NAME.fast.nz with the first fast model and NAME.fast-v2.nz with the current one (level 1).
+"""Write the golden `.nz` files with the shipped models: NAME.nz with the first default model,
+NAME.TAG.nz with each later shipped model (the MODELS table), and mixed.bin.members.nz, a
+file of three members (model-coded, stored raw, stored zstd) in format version 2.
 
 Run only to add a golden file on purpose: every later nnzip must decode the existing ones to the
 same bytes, so never regenerate a file that is already committed.
@@ -17,15 +18,20 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))
 
-from nnzip import codec  # noqa: E402
-from nnzip.models import DEFAULT_MODEL, FAST_MODEL, load_model  # noqa: E402
+import zstandard  # noqa: E402
 
-# Suffix of each shipped model's golden files, and the inputs it codes (None: all).
+from nnzip import codec  # noqa: E402
+from nnzip.container import FLAG_STORED_RAW, FLAG_STORED_ZSTD, pack_stored  # noqa: E402
+from nnzip.models import FAST_MODEL, load_model  # noqa: E402
+
+# Suffix of each shipped model's golden files, and the inputs it codes (None: all). A model
+# joins the table when it ships, because the files of a model are written once.
 MODELS = {
-    DEFAULT_MODEL: (".nz", None),
+    "nnzip-small-v1.safetensors": (".nz", ["empty.bin", "one-byte.bin", "random-300.bin", "sleepy-hollow-6k.txt"]),
     "nnzip-fast-v1.safetensors": (".fast.nz", ["random-300.bin", "sleepy-hollow-6k.txt"]),
     FAST_MODEL: (".fast-v2.nz", ["random-300.bin", "sleepy-hollow-6k.txt"]),
 }
+MEMBERS_FILE = "mixed.bin.members.nz"
 
 
 def inputs() -> dict[str, bytes]:
@@ -37,6 +43,21 @@ def inputs() -> dict[str, bytes]:
         # Part of "The Legend of Sleepy Hollow" (Project Gutenberg, public domain).
         "sleepy-hollow-6k.txt": book[20_000:26_000],
     }
+
+
+def write_members_file(data: dict[str, bytes]) -> None:
+    """Write mixed.bin and its members file: text coded by the fast model, then random bytes
+    stored raw, then a repeated string stored as a zstd frame."""
+    if (HERE / MEMBERS_FILE).exists():
+        print(f"keep {MEMBERS_FILE}: golden files are never rewritten")
+        return
+    text, random, repeated = data["sleepy-hollow-6k.txt"][:3000], data["random-300.bin"], b"abc" * 1000
+    blob = codec.compress(text, load_model(FAST_MODEL))
+    blob += pack_stored(random, FLAG_STORED_RAW)
+    blob += pack_stored(repeated, FLAG_STORED_ZSTD, zstandard.ZstdCompressor(level=19).compress(repeated))
+    (HERE / "mixed.bin").write_bytes(text + random + repeated)
+    (HERE / MEMBERS_FILE).write_bytes(blob)
+    print(f"wrote {MEMBERS_FILE}: {len(text + random + repeated)} -> {len(blob)} bytes")
 
 
 def main() -> None:
@@ -54,6 +75,7 @@ def main() -> None:
                 original.write_bytes(data)
             compressed.write_bytes(codec.compress(data, model))
             print(f"wrote {compressed.name}: {len(data)} -> {compressed.stat().st_size} bytes")
+    write_members_file(inputs())
 
 
 if __name__ == "__main__":
