@@ -458,7 +458,7 @@ def unnz_main() -> None:
     """Run `unnz`, which is `nnzip -d`."""
     from nnzip import gzip_cli
 
-    sys.exit(gzip_cli.main(["-d", *sys.argv[1:]], prog="unnz"))
+    sys.exit(gzip_cli.main(sys.argv[1:], prog="unnz", default_mode="decompress"))
 
 
 def run_subcommand(argv: list[str]) -> None:

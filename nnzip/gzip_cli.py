@@ -12,9 +12,11 @@ import argparse
 import errno
 import io
 import os
+import signal
 import stat
 import sys
 import tempfile
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,7 +26,9 @@ from typing import BinaryIO
 from nnzip.api import coder_lookup, compression_model
 from nnzip.engine import ENGINES, load_engine
 from nnzip.errors import CommandLineError, NNZipError, UsageError
+from nnzip.container import FLAG_STORED_ZSTD
 from nnzip.members import compress_stream, decompress_stream, read_members
+from nnzip.models import find_model_by_id
 
 NZ_SUFFIX = ".nz"
 SUCCESS, ERROR, WARNING = 0, 1, 2
@@ -58,7 +62,7 @@ class ArgumentParser(argparse.ArgumentParser):
         raise CommandLineError(f"{message} (see 'nnzip --help')")
 
 
-def build_parser(prog: str) -> ArgumentParser:
+def build_parser(prog: str, default_mode: str = "compress") -> ArgumentParser:
     parser = ArgumentParser(
         prog=prog, description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -91,7 +95,7 @@ def build_parser(prog: str) -> ArgumentParser:
     parser.add_argument("--engine", choices=ENGINES, default="auto", help="coding engine; all write the same bytes")
     parser.add_argument("-V", "--version", action="store_true", help="print the version and exit")
     parser.add_argument("files", nargs="*", metavar="FILE", help="files to process; '-' is stdin")
-    parser.set_defaults(mode="compress", level=None)
+    parser.set_defaults(mode=default_mode, level=None)
     return parser
 
 
@@ -112,10 +116,34 @@ class Skip(Exception):
     """A file left alone with a warning (exit code 2), such as a directory or a wrong suffix."""
 
 
-def main(argv: list[str], prog: str = "nnzip") -> int:
-    """Run the gzip-style command line on `argv` and return the exit code."""
+def main(argv: list[str], prog: str = "nnzip", default_mode: str = "compress") -> int:
+    """Run the gzip-style command line on `argv` and return the exit code.
+
+    `unnz` runs it with `default_mode="decompress"`, so that -t and -l still work there.
+    """
+    previous = signal.signal(signal.SIGTERM, terminate) if threading.current_thread() is threading.main_thread() else None
     try:
-        args = build_parser(prog).parse_args(argv)
+        code = run(argv, prog, default_mode)
+        # Flush here, so that a broken pipe is reported as one, not at interpreter exit.
+        if sys.stdout is not None:
+            sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        quiet_stdout()
+        return BROKEN_PIPE
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def terminate(signum, frame) -> None:
+    """Turn SIGTERM into an exception, so that partial outputs are removed as on Ctrl-C."""
+    raise KeyboardInterrupt
+
+
+def run(argv: list[str], prog: str, default_mode: str) -> int:
+    try:
+        args = build_parser(prog, default_mode).parse_args(argv)
     except CommandLineError as err:
         return report(str(err), ERROR)
     except SystemExit as done:  # --help
@@ -138,6 +166,8 @@ def main(argv: list[str], prog: str = "nnzip") -> int:
         return report("stdin ('-') can be read only once", ERROR)
 
     if options.mode == "list":
+        if sys.stdout is None:
+            return report("stdout is closed; redirect it to a file or a pipe", ERROR)
         print(f"{'compressed':>12} {'uncompressed':>12}  {'ratio':>6}  {'model':<32}  uncompressed_name")
     status = SUCCESS
     for name in files:
@@ -169,8 +199,7 @@ def run_one(name: str, options: Options) -> int:
             say(f"{label}: {warning}")
         return WARNING
     except BrokenPipeError:
-        quiet_stdout()
-        raise SystemExit(BROKEN_PIPE)
+        raise
     except KeyboardInterrupt:
         report("interrupted", INTERRUPTED)
         raise SystemExit(INTERRUPTED)
@@ -189,7 +218,7 @@ def run_one(name: str, options: Options) -> int:
 def compress_file(name: str, options: Options, output: Path | None = None) -> tuple[int, int, float]:
     """Compress FILE (or stdin) to FILE.nz, `output` or stdout; return (original, compressed, seconds)."""
     coder = load_engine(compression_model(options.level, options.model), options.engine)
-    with open_input(name) as (source, size):
+    with open_input(name, options if output is None else None) as (source, size):
         if name != "-" and not options.to_stdout and output is None and name.endswith(NZ_SUFFIX):
             raise Skip(f"already has the {NZ_SUFFIX} suffix -- unchanged")
         started = time.perf_counter()
@@ -214,7 +243,11 @@ def compress_file(name: str, options: Options, output: Path | None = None) -> tu
 
 def decompress_file(name: str, options: Options, output: Path | None = None) -> tuple[int, int, float]:
     """Decompress FILE.nz (or stdin) to FILE, `output` or stdout; return (original, compressed, seconds)."""
-    with open_input(name) as (source, size):
+    # As gzip -d does, FILE stands for FILE.nz when only the latter exists.
+    if output is None and name != "-" and not name.endswith(NZ_SUFFIX) and not os.path.lexists(name):
+        if os.path.exists(name + NZ_SUFFIX):
+            name += NZ_SUFFIX
+    with open_input(name, options if output is None else None) as (source, size):
         to_stdout = output is None and (name == "-" or options.to_stdout)
         if name == "-" and sys.stdin.isatty() and not options.force:
             raise UsageError("compressed data not read from a terminal; redirect stdin or use -f")
@@ -253,7 +286,7 @@ def list_file(name: str, options: Options) -> None:
         for member in read_members(source):
             original += member.header.original_length
             compressed += len(member.data)
-            kind = "stored" if member.header.stored else member.header.model_id.hex()
+            kind = member_kind(member.header)
             if kind not in models:
                 models.append(kind)
     ratio = 100.0 * (1 - compressed / original) if original else 0.0
@@ -261,6 +294,14 @@ def list_file(name: str, options: Options) -> None:
     if name.endswith(NZ_SUFFIX):
         original_name = name[: -len(NZ_SUFFIX)]
     print(f"{compressed:>12} {original:>12}  {ratio:5.1f}%  {','.join(models):<32}  {original_name}")
+
+
+def member_kind(header) -> str:
+    """Name how a member is coded, for -l: the shipped model's name (else its id), zstd or raw."""
+    if header.stored:
+        return "zstd" if header.flags == FLAG_STORED_ZSTD else "raw"
+    found = find_model_by_id(header.model_id)
+    return found.stem if found is not None else header.model_id.hex()
 
 
 def will_remove_input(name: str, options: Options, output: Path | None) -> bool:
@@ -312,12 +353,23 @@ class CountingReader(io.RawIOBase):
 
 
 @contextmanager
-def open_input(name: str):
-    """Yield (binary reader, size or 0) for FILE or '-', with one-line errors for unusable inputs."""
+def open_input(name: str, options: Options | None = None):
+    """Yield (binary reader, size or 0) for FILE or '-', with one-line errors for unusable inputs.
+
+    As gzip does, a symbolic link, or a file with other hard links, is skipped without -f when
+    the input would be removed, because removing it would not free the data.
+    """
     if name == "-":
+        if sys.stdin is None:
+            raise UsageError("stdin is closed")
         yield sys.stdin.buffer, 0
         return
     path = Path(name)
+    removing = options is not None and options.mode in ("compress", "decompress") and not (
+        options.keep or options.to_stdout or options.force
+    )
+    if removing and path.is_symlink():
+        raise Skip("is a symbolic link -- ignored (use -f to follow it, or -k)")
     try:
         info = path.stat()
     except FileNotFoundError:
@@ -328,6 +380,8 @@ def open_input(name: str):
         raise Skip("is a directory -- ignored")
     if not stat.S_ISREG(info.st_mode):
         raise Skip("is not a regular file -- ignored")
+    if removing and info.st_nlink > 1:
+        raise Skip(f"has {info.st_nlink - 1} other link{'s' if info.st_nlink > 2 else ''} -- ignored (use -f or -k)")
     try:
         handle = path.open("rb")
     except OSError as err:
@@ -381,16 +435,20 @@ def copy_metadata(source: Path, fd: int) -> None:
 
 
 def check_terminal(options: Options) -> None:
-    if sys.stdout.isatty() and not options.force:
+    if stdout_binary().isatty() and not options.force:
         raise UsageError("compressed data not written to a terminal; redirect stdout or use -f")
 
 
 def stdout_binary() -> BinaryIO:
+    if sys.stdout is None:
+        raise UsageError("stdout is closed; redirect it to a file or a pipe")
     return sys.stdout.buffer
 
 
 def quiet_stdout() -> None:
     """Point stdout at /dev/null after a broken pipe, so the interpreter's final flush is silent."""
+    if sys.stdout is None:
+        return
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
 

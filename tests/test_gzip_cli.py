@@ -114,6 +114,25 @@ def test_error_outranks_warning_and_others_still_run(work, prose, tiny_model_pat
     assert (work / "prose.txt.nz").exists()
 
 
+def test_links_skipped_unless_kept_or_forced(work, prose, tiny_model_path, capsys):
+    os.symlink("prose.txt", work / "soft.txt")
+    os.link(prose, work / "hard.txt")
+    code, errors = run(capsys, "-m", str(tiny_model_path), "soft.txt", "hard.txt")
+    assert code == 2
+    assert errors == [
+        "nnzip: soft.txt: is a symbolic link -- ignored (use -f to follow it, or -k)",
+        "nnzip: hard.txt: has 1 other link -- ignored (use -f or -k)",
+    ]
+    assert run(capsys, "-k", "-m", str(tiny_model_path), "soft.txt", "hard.txt")[0] == 0
+
+
+def test_decompress_finds_the_nz_file(work, prose, tiny_model_path, capsys):
+    original = prose.read_bytes()
+    assert run(capsys, "-m", str(tiny_model_path), "prose.txt")[0] == 0
+    assert run(capsys, "-d", "-m", str(tiny_model_path), "prose.txt") == (0, [])
+    assert prose.read_bytes() == original
+
+
 def test_unknown_suffix_on_decompress_is_a_warning(work, capsys):
     (work / "data.bin").write_bytes(b"abc")
     assert run(capsys, "-d", "data.bin") == (2, ["nnzip: data.bin: unknown suffix, expected .nz -- ignored"])
@@ -134,7 +153,7 @@ def test_list_and_test(work, prose, tiny_model_path, capsys):
     assert out[0].split() == ["compressed", "uncompressed", "ratio", "model", "uncompressed_name"]
     compressed, original, _, model, name = out[1].split()
     assert (int(compressed), int(original), name) == ((work / "prose.txt.nz").stat().st_size, 900, "prose.txt")
-    assert len(model) == 32
+    assert len(model) == 32  # the tiny test model is not shipped, so -l shows its id
 
     assert run(capsys, "-t", "-v", "-m", str(tiny_model_path), "prose.txt.nz") == (0, ["nnzip: prose.txt.nz: OK"])
 
@@ -200,7 +219,8 @@ def gzip_cli_compress(data: bytes) -> bytes:
     return nnzip.compress(data)
 
 
-def test_ctrl_c_leaves_no_partial_output(tmp_path, tiny_model_path, corpus):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_leaves_no_partial_output(tmp_path, tiny_model_path, corpus, signum):
     source = tmp_path / "long.txt"
     source.write_bytes(corpus.train * 3)
     before = source.read_bytes()
@@ -210,12 +230,22 @@ def test_ctrl_c_leaves_no_partial_output(tmp_path, tiny_model_path, corpus):
     deadline = time.time() + 60
     while not any(path.name.endswith(".tmp") for path in tmp_path.iterdir()) and time.time() < deadline:
         time.sleep(0.1)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     stderr = process.stderr.read().decode()
     assert process.wait(timeout=60) == gzip_cli.INTERRUPTED
     assert stderr.splitlines() == ["nnzip: error: interrupted"]
     assert sorted(path.name for path in tmp_path.iterdir()) == ["long.txt"]
     assert source.read_bytes() == before
+
+
+def test_closed_stdout_is_one_line_error(tmp_path):
+    (tmp_path / "a.txt").write_bytes(b"abc")
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    result = subprocess.run([sys.executable, "-m", "nnzip", "-c", "a.txt"], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120,
+                            preexec_fn=lambda: os.close(1))
+    assert result.returncode == 1
+    assert result.stderr.decode().splitlines() == ["nnzip: error: a.txt: stdout is closed; redirect it to a file or a pipe"]
 
 
 def test_unnz_is_decompress(tmp_path, tiny_model_path):
@@ -227,6 +257,7 @@ def test_unnz_is_decompress(tmp_path, tiny_model_path):
                             env=env, capture_output=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "a.txt").read_bytes() == b"unnz " * 100
+    assert gzip_cli.main(["-t", "a.txt.nz"], prog="unnz", default_mode="decompress") == 1  # a.txt.nz is gone
 
 
 # The bad-input corpus
