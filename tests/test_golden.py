@@ -15,7 +15,7 @@ import pytest
 
 import nnzip
 from nnzip import codec
-from nnzip.config import PRESETS
+from nnzip.config import PRESETS, build_config
 from nnzip.container import unpack
 from nnzip.models import DEFAULT_MODEL, FAST_MODEL, OLD_MODELS, default_model_path, find_model_by_id, load_model
 
@@ -51,8 +51,8 @@ def test_default_model_exists():
     assert default_model_path().name == DEFAULT_MODEL
 
 
-def test_default_model_is_small_preset(default_model):
-    assert default_model.config == PRESETS["small"]
+def test_default_model_is_small_preset_with_gated_mlp(default_model):
+    assert default_model.config == build_config("small", ["mlp=gated", "mlp_hidden=128"])
 
 
 def test_default_model_found_by_id(default_model):
@@ -78,6 +78,7 @@ def test_golden_cases_present():
     assert len([case for case in CASES if not case.endswith((".fast.nz", ".fast-v2.nz"))]) >= 4
     assert len([case for case in CASES if case.endswith(".fast.nz")]) >= 2
     assert len([case for case in CASES if case.endswith(".fast-v2.nz")]) >= 2
+    assert len([case for case in CASES if case.endswith(".small-v2.nz")]) >= 4
     assert len(MEMBER_CASES) >= 1
 
 

@@ -22,7 +22,7 @@ import zstandard  # noqa: E402
 
 from nnzip import codec  # noqa: E402
 from nnzip.container import FLAG_STORED_RAW, FLAG_STORED_ZSTD, pack_stored  # noqa: E402
-from nnzip.models import FAST_MODEL, load_model  # noqa: E402
+from nnzip.models import DEFAULT_MODEL, FAST_MODEL, load_model  # noqa: E402
 
 # Suffix of each shipped model's golden files, and the inputs it codes (None: all). A model
 # joins the table when it ships, because the files of a model are written once.
@@ -30,6 +30,7 @@ MODELS = {
     "nnzip-small-v1.safetensors": (".nz", ["empty.bin", "one-byte.bin", "random-300.bin", "sleepy-hollow-6k.txt"]),
     "nnzip-fast-v1.safetensors": (".fast.nz", ["random-300.bin", "sleepy-hollow-6k.txt"]),
     FAST_MODEL: (".fast-v2.nz", ["random-300.bin", "sleepy-hollow-6k.txt"]),
+    DEFAULT_MODEL: (".small-v2.nz", ["empty.bin", "one-byte.bin", "random-300.bin", "sleepy-hollow-6k.txt"]),
 }
 MEMBERS_FILE = "mixed.bin.members.nz"
 
