@@ -7,8 +7,9 @@ The rule it applies is fixed in docs/mlp.md. Each arm adds its MLP to the `fast`
 steps are the budget (seconds) divided by its own seconds per step, measured here first. Two
 seeds per arm. Each run is exported, and its exact bpb on the validation part and its coding
 speed come from the Python reference engine (nnzip-core has no MLP yet). Writes results.json
-in the runs folder, which benchmarks/phase1.py puts into docs/phase1-report.md, and prints the
-table and the decision. Finished runs of the same recipe are loaded, not trained again.
+in the runs folder and into the results ledger (benchmarks/results/phase1.json), from which
+benchmarks/phase1.py puts it into docs/phase1-report.md, and prints the table and the
+decision. Finished runs of the same recipe are loaded, not trained again.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from ledger import RESULTS, Ledger  # noqa: E402  (benchmarks/ledger.py)
 from nnzip import codec  # noqa: E402
 from nnzip.config import build_config  # noqa: E402
 from nnzip.data import enwik8_split, find_shared_data, load_corpus, sample_windows  # noqa: E402
@@ -120,7 +123,9 @@ def main() -> None:
             results.setdefault(arm, []).append({"seed": seed, **score(folder, data)})
 
     decision = decide(results)
-    (args.runs / "results.json").write_text(json.dumps({"plan": plan, "runs": results, "decision": decision}, indent=2))
+    summary = {"plan": plan, "runs": results, "decision": decision}
+    (args.runs / "results.json").write_text(json.dumps(summary, indent=2))
+    Ledger(RESULTS / "phase1.json").put("mlp_ablation", summary)
     for arm, runs in results.items():
         for r in runs:
             print(f"{arm} seed {r['seed']}: {r['steps']} steps, {r['parameters']:,} parameters, "

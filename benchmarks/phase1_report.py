@@ -153,6 +153,13 @@ def plot(results: dict, classic: list[bench.Row]) -> None:
     plt.close(figure)
 
 
+def measured(record: dict) -> str:
+    """Say where a model row's numbers come from: this run, or the ledger with date and machine."""
+    if not record.get("ledger"):
+        return "this run"
+    return f"ledger: {record['ledger']}, {record['machine']}"
+
+
 def speed(value: float | None) -> str:
     if value is None:
         return ""
@@ -161,33 +168,44 @@ def speed(value: float | None) -> str:
     return f"{value / 1e6:,.1f} MB/s"
 
 
-def write_report(runs: Path, sweep: dict, folders: dict, criteria: str, machine: str) -> None:
+def write_report(runs: Path, sweep: dict, models: dict, ledger, criteria: str, machine: str) -> None:
+    """Evaluate the models whose runs are present (the ledger gives the others), measure the
+    classic compressors, and write the report and the plot."""
     data = validation_bytes()
     results, records = {}, {}
-    for (preset, arch), folder in folders.items():
-        print(f"phase1: evaluating {preset} {arch}", file=sys.stderr)
-        results[(preset, arch)] = (evaluate_ssm if arch == "ssm" else evaluate_transformer)(folder, data)
-        records[(preset, arch)] = training_record(folder)
+    for (preset, arch), run in models.items():
+        name = run.folder.name
+        if run.present:
+            print(f"phase1: evaluating {preset} {arch}", file=sys.stderr)
+            results[(preset, arch)] = (evaluate_ssm if arch == "ssm" else evaluate_transformer)(run.folder, data)
+            ledger.record(name, run.recipe, evaluation=results[(preset, arch)])
+            records[(preset, arch)] = run.training
+        else:
+            entry = ledger.lookup(name, run.recipe)
+            if entry is None or "evaluation" not in entry:
+                sys.exit(f"phase1: {name} is neither in {runs} nor evaluated in the ledger; run with --retrain")
+            results[(preset, arch)] = entry["evaluation"]
+            records[(preset, arch)] = {**run.training, "ledger": entry["measured"], "machine": entry["machine"]}
     classic = classic_rows(data)
     plot(results, classic)
     (runs / "results.json").write_text(json.dumps({f"{p} {a}": r for (p, a), r in results.items()}, indent=2))
-    REPORT.write_text(render(sweep, results, records, classic, criteria, machine, len(data), runs.parent))
+    REPORT.write_text(render(sweep, results, records, classic, criteria, machine, len(data), ledger))
     print(f"phase1: wrote {REPORT.relative_to(ROOT)} and {PLOT.relative_to(ROOT)}", file=sys.stderr)
 
 
-def mlp_section(runs_root: Path) -> list[str]:
-    """Render the MLP ablation section: its rule (from docs/mlp.md) and, once run, its table."""
+def mlp_section(ledger) -> list[str]:
+    """Render the MLP ablation section: its rule (from docs/mlp.md) and, once run, its table
+    (benchmarks/mlp_ablation.py puts its results in the ledger)."""
     text = (ROOT / "docs" / "mlp.md").read_text()
     rule = text[text.index("## Keep-or-cut rule") :].split("\n", 1)[1]
     rule = rule[: rule.index("`python benchmarks/mlp_ablation.py`")].strip()
     lines = ["## MLP ablation: KAN against gated", "", rule, ""]
-    path = runs_root / "mlp-ablation" / "results.json"
-    if not path.is_file():
+    results = ledger.get("mlp_ablation")
+    if results is None:
         return lines + ["Not run yet: `python benchmarks/mlp_ablation.py` runs it.", ""]
-    results = json.loads(path.read_text())
     plan = results["plan"]
     budget = plan["gated"]["steps"] * plan["gated"]["seconds_per_step"]
-    lines += [f"Training budget: about {budget:.0f} s per run, measured at {plan['gated']['seconds_per_step']:.3f} s "
+    lines += [f"Measured {results['measured']} on {results['machine']} (results ledger). Training budget: about {budget:.0f} s per run, measured at {plan['gated']['seconds_per_step']:.3f} s "
               f"per step for gated and {plan['kan']['seconds_per_step']:.3f} for KAN.", ""]
     lines += ["| arm | seed | parameters | steps | exact bpb | compress (reference) |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for arm, runs in results["runs"].items():
@@ -201,7 +219,7 @@ def mlp_section(runs_root: Path) -> list[str]:
     return lines
 
 
-def render(sweep, results, records, classic, criteria, machine, length, runs_root: Path) -> str:
+def render(sweep, results, records, classic, criteria, machine, length, ledger) -> str:
     gzip_bpb = next(row.bpb for row in classic if row.compressor == "gzip")
     lines = [
         "# Phase 1 report: a small SSM against a same-size transformer",
@@ -209,7 +227,9 @@ def render(sweep, results, records, classic, criteria, machine, length, runs_roo
         "Written by `python benchmarks/phase1.py`; do not edit by hand. Every number below comes",
         "from the run that wrote this file, on "
         f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores ({machine}), except",
-        "the training wall time of a run reused from an earlier training, which is marked.",
+        "the training wall time of a run reused from an earlier training, and the rows and tables",
+        "taken from the results ledger (`benchmarks/results/phase1.json`), which were measured by an",
+        "earlier run of the script and show the date and machine of that run.",
         "",
         "## Success criteria",
         "",
@@ -227,6 +247,9 @@ def render(sweep, results, records, classic, criteria, machine, length, runs_roo
     for arch, result in sweep.items():
         cells = " | ".join(f"{bpb:.4f}" for bpb in result["scores"].values())
         lines.append(f"| {arch} | {cells} | {result['best']:g} |")
+    dates = sorted({date for result in sweep.values() for date in result.get("ledger", [])})
+    if dates:
+        lines += ["", f"Scores from the results ledger, measured {', '.join(dates)}."]
 
     reported = sorted({preset for preset, _ in results}, key=["fast", "small", "base"].index)
     missing = [preset for preset in ("fast", "small") if preset not in reported]
@@ -250,8 +273,8 @@ def render(sweep, results, records, classic, criteria, machine, length, runs_roo
         "cross-entropy of the float model with no rounding. Forward speed is PyTorch on this CPU",
         "producing those logits; coding speed is nnzip-core with 2 threads.",
         "",
-        "| model | parameters | lr | training bytes | training time | float bpb | exact bpb | round trip | forward | compress | decompress |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |",
+        "| model | parameters | lr | training bytes | training time | float bpb | exact bpb | round trip | forward | compress | decompress | measured |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- |",
     ]
     for (preset, arch), result in results.items():
         record = records[(preset, arch)]
@@ -263,7 +286,7 @@ def render(sweep, results, records, classic, criteria, machine, length, runs_roo
             f"| {preset} {arch} | {result['parameters']:,} | {result['lr']:g} | {record['training_bytes']:,} | {wall} | "
             f"{result['float_bpb']:.4f} | **{result['exact_bpb']:.4f}** | {'ok' if result['verified'] else 'FAILED'} | "
             f"{speed(result['forward_bytes_per_s'])} | {speed(result['compress_bytes_per_s'])} | "
-            f"{speed(result['decompress_bytes_per_s'])} |"
+            f"{speed(result['decompress_bytes_per_s'])} | {measured(record)} |"
         )
 
     lines += [
@@ -280,7 +303,7 @@ def render(sweep, results, records, classic, criteria, machine, length, runs_roo
                      f"{speed(row.compress_bytes_per_s)} | {speed(row.decompress_bytes_per_s)} | {row.round_trip} |")
 
     lines += ["", "![bpb against speed](phase1-plot.png)", ""]
-    lines += mlp_section(runs_root)
+    lines += mlp_section(ledger)
     lines += ["## Verdicts", ""]
     for preset in sorted({preset for preset, _ in results}, key=["fast", "small", "base"].index):
         ssm, transformer = results.get((preset, "ssm")), results.get((preset, "transformer"))
