@@ -12,7 +12,7 @@ RECIPE = {"preset": "fast", "arch": "ssm", "data": ["/tmp/somewhere/sweep-train.
           "overrides": ()}
 
 
-def test_entry_is_found_by_its_recipe_wherever_the_data_lives(tmp_path):
+def test_lookup_ignores_data_folder(tmp_path):
     ledger = Ledger(tmp_path / "ledger.json")
     ledger.record("sweep", RECIPE, training={"valid_bpb": 2.5})
 
@@ -23,7 +23,7 @@ def test_entry_is_found_by_its_recipe_wherever_the_data_lives(tmp_path):
     assert entry["measured"] and entry["machine"]
 
 
-def test_entry_with_another_recipe_is_not_found(tmp_path):
+def test_lookup_other_recipe_misses(tmp_path):
     ledger = Ledger(tmp_path / "ledger.json")
     ledger.record("sweep", RECIPE, training={"valid_bpb": 2.5})
 
@@ -31,7 +31,7 @@ def test_entry_with_another_recipe_is_not_found(tmp_path):
     assert ledger.lookup("other", RECIPE) is None
 
 
-def test_recording_another_recipe_replaces_the_entry(tmp_path):
+def test_record_new_recipe_replaces(tmp_path):
     ledger = Ledger(tmp_path / "ledger.json")
     ledger.record("run", RECIPE, training={"valid_bpb": 2.5}, evaluation={"exact_bpb": 2.6})
     ledger.record("run", {**RECIPE, "steps": 800}, training={"valid_bpb": 2.4})
@@ -41,7 +41,7 @@ def test_recording_another_recipe_replaces_the_entry(tmp_path):
     assert "evaluation" not in saved
 
 
-def test_shipped_ledger_holds_the_phase1_runs():
+def test_shipped_ledger_has_fast_pair():
     path = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "phase1.json"
     entries = json.loads(path.read_text())["entries"]
 
