@@ -18,6 +18,7 @@ from nnzip.config import BOS
 from nnzip.container import MODEL_ID_SIZE, Header, model_id_hex, pack, unpack
 from nnzip.errors import ChecksumError, InvalidDataError, ModelMismatchError
 from nnzip.intmodel import IntModel
+from nnzip.retrieval import make_retriever, stream_codes
 
 MAX_STREAMS = 64  # streams coded side by side; more streams mean bigger batches per step
 MIN_STREAM_LENGTH = 4096  # shorter streams would spend too much of each one warming up the state
@@ -73,9 +74,11 @@ def compress(data: bytes, model: IntModel, progress: Progress | None = None) -> 
     streams = [view[offsets[i] : offsets[i + 1]] for i in range(len(lengths))]
     encoders = [RangeEncoder() for _ in streams]
     state = model.initial_state(len(streams))
+    codes = padded_codes(model.config.retrieval, streams)
 
     for start, inputs, targets in padded_blocks(streams, ENCODE_BLOCK):
-        freqs = model.block(inputs, state)  # (b, T, 256)
+        block_codes = None if codes is None else codes[:, start : start + inputs.shape[1]]
+        freqs = model.block(inputs, state, block_codes)  # (b, T, 256)
         freq = np.take_along_axis(freqs, targets[..., None], axis=-1)[..., 0]
         cum = (np.cumsum(freqs, axis=-1) - freqs)
         cum = np.take_along_axis(cum, targets[..., None], axis=-1)[..., 0]
@@ -97,6 +100,16 @@ def compress(data: bytes, model: IntModel, progress: Progress | None = None) -> 
     return pack(header, payloads)
 
 
+def padded_codes(kind: str, streams: list[np.ndarray]) -> np.ndarray | None:
+    """Return the retriever's codes of all streams, (b, longest) padded with 0, or None without retrieval."""
+    if kind == "none":
+        return None
+    codes = np.zeros((len(streams), max((len(s) for s in streams), default=0)), np.int64)
+    for i, stream_code in enumerate(stream_codes(kind, streams)):
+        codes[i, : len(stream_code)] = stream_code
+    return codes
+
+
 def check_model(header: Header, model: IntModel) -> None:
     expected = model.id[:MODEL_ID_BYTES]
     if header.model_id != expected:
@@ -111,24 +124,40 @@ def decode_streams(payloads, lengths, model: IntModel, progress: Progress | None
     decoders = [RangeDecoder(p) for p in payloads]
     outputs = [np.zeros(n, np.uint8) for n in lengths]
     state = model.initial_state(len(lengths))
+    kind = model.config.retrieval
+    retriever = make_retriever(kind, lengths) if kind != "none" else None
 
     for t in range(max(lengths, default=0)):
-        freqs = model.step(previous_ids(outputs, t), state)
-        cums = np.cumsum(freqs, axis=1)
+        logits, gate = model.block_logits(previous_ids(outputs, t)[:, None], state)
+        if retriever is None:
+            freqs = model.frequencies(logits[:, 0], None, None)
         for i, out in enumerate(outputs):
             if t >= len(out):
                 continue
-            target = decoders[i].decode_target()
-            symbol = int(np.searchsorted(cums[i], target, side="right"))
-            freq = int(freqs[i, symbol])
-            decoders[i].consume(int(cums[i, symbol]) - freq, freq)
-            out[t] = symbol
+            if retriever is None:
+                row = freqs[i]
+            else:
+                # Stream i's code depends on every byte decoded before it, this step's earlier streams too.
+                row = model.frequencies(logits[i, 0], gate[i, 0], np.array(retriever.feature(i)))
+            out[t] = decode_symbol(decoders[i], row)
+            if retriever is not None:
+                retriever.push(i, int(out[t]))
         if progress:
             progress(sum(1 for n in lengths if t < n))
 
     for decoder in decoders:
         decoder.verify_end()
     return outputs
+
+
+def decode_symbol(decoder: RangeDecoder, freqs: np.ndarray) -> int:
+    """Decode one byte with the frequencies (256,) of its position."""
+    cums = np.cumsum(freqs)
+    target = decoder.decode_target()
+    symbol = int(np.searchsorted(cums, target, side="right"))
+    freq = int(freqs[symbol])
+    decoder.consume(int(cums[symbol]) - freq, freq)
+    return symbol
 
 
 def decompress(blob: bytes, model: IntModel, progress: Progress | None = None) -> bytes:

@@ -26,7 +26,7 @@ class ModelConfig:
     d_conv: int = 4  # width of the short causal convolution
     chunk_size: int = 64  # chunk length of the parallel (training) scan; no effect on results
     mlp: str = "none"  # MLP sub-block after each mixer: "none", "gated" or "kan"
-    retrieval: str = "none"  # retrieval features: "none" (stub that adds nothing)
+    retrieval: str = "none"  # retriever feeding the head (nnzip.retrieval): "none" or "history"
     mlp_hidden: int = 0  # hidden width of the gated MLP
     kan_grid: int = 0  # basis functions per input of the KAN MLP
 
@@ -87,8 +87,10 @@ class ModelConfig:
                 f"the KAN MLP needs kan_grid >= 2 and d_model * kan_grid <= 1024 (exact int8 matmuls), "
                 f"got kan_grid={self.kan_grid}, d_model={self.d_model}"
             )
-        if self.retrieval != "none":
-            raise ValueError(f"unknown retrieval {self.retrieval!r}; expected 'none'")
+        if self.retrieval not in ("none", "history"):
+            raise ValueError(f"unknown retrieval {self.retrieval!r}; expected 'none' or 'history'")
+        if self.retrieval != "none" and self.arch != "ssm":
+            raise ValueError("retrieval is implemented for arch 'ssm' only")
 
     def to_json(self) -> str:
         data = dataclasses.asdict(self)

@@ -54,25 +54,32 @@ def load_corpus(spec: str) -> np.ndarray:
     return read_bytes(path)
 
 
-def sample_windows(data: np.ndarray, batch: int, length: int, rng: np.random.Generator):
+def sample_windows(data: np.ndarray, batch: int, length: int, rng: np.random.Generator,
+                   codes: np.ndarray | None = None):
     """Draw `batch` random windows of `length` bytes.
 
     Returns inputs (batch, length) as int64 ids starting with BOS, and targets (batch, length):
     the model reads BOS and then each byte, exactly as a coding stream that starts from a fresh
-    state at an arbitrary offset of a file.
+    state at an arbitrary offset of a file. With `codes` (the retriever's code of each byte of
+    `data`), also returns the codes of the targets as a third array.
     """
     if len(data) < length:
         raise NNZipError(f"training data has {len(data)} bytes; need at least one window of {length}")
     starts = rng.integers(0, len(data) - length + 1, size=batch)
     targets = np.stack([data[s : s + length] for s in starts]).astype(np.int64)
     inputs = np.concatenate([np.full((batch, 1), BOS, np.int64), targets[:, :-1]], axis=1)
-    return inputs, targets
+    if codes is None:
+        return inputs, targets
+    return inputs, targets, np.stack([codes[s : s + length] for s in starts])
 
 
-def validation_windows(data: np.ndarray, count: int, length: int):
-    """Evenly spaced windows of validation bytes, the same on every call."""
+def validation_windows(data: np.ndarray, count: int, length: int, codes: np.ndarray | None = None):
+    """Evenly spaced windows of validation bytes, the same on every call (with their codes, as
+    in `sample_windows`)."""
     count = max(1, min(count, len(data) // length))
     starts = np.linspace(0, len(data) - length, count).astype(np.int64)
     targets = np.stack([data[s : s + length] for s in starts]).astype(np.int64)
     inputs = np.concatenate([np.full((count, 1), BOS, np.int64), targets[:, :-1]], axis=1)
-    return inputs, targets
+    if codes is None:
+        return inputs, targets
+    return inputs, targets, np.stack([codes[s : s + length] for s in starts])

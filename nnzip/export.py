@@ -31,6 +31,7 @@ from nnzip.intmodel import (
     model_id,
 )
 from nnzip.model import BASIS_SCALE, DT_MAX, QMAX, ByteSSM, KANMLP
+from nnzip.retrieval import GATE_MAX, GATE_MIN
 
 MULTIPLIER_BITS = 24  # multipliers lie in [2**23, 2**24], so value * multiplier fits int64
 RESIDUAL_HEADROOM = 8  # calibrated max |residual| maps to RESIDUAL_LIMIT / 8
@@ -201,7 +202,23 @@ def export_tensors(model: ByteSSM, calibration_data: np.ndarray) -> dict[str, np
     tensors["head.multiplier"], tensors["head.shift"] = multiplier_and_shift(s_w * s_head * 2**LOGIT_BITS)
     distance = np.arange(EXP_TABLE_LEN, dtype=np.float64) / 2**LOGIT_BITS
     tensors["head.exp_table"] = round_half_up(np.exp(-distance) * 2**30).astype(np.int64)
+    if model.retrieval is not None:
+        tensors.update(export_retrieval(model.retrieval, s_head))
     check_bounds(tensors)
+    return tensors
+
+
+def export_retrieval(gate, s_head: float) -> dict[str, np.ndarray]:
+    """Integer tensors of the retrieval head, all in logit units (1/64 nat)."""
+    tensors: dict[str, np.ndarray] = {}
+    w, s_w = quantize_rows(gate.gate.weight)
+    tensors["retrieval.gate.weight"] = w
+    multiplier, shift = multiplier_and_shift(s_w * s_head * 2**LOGIT_BITS)
+    tensors["retrieval.gate.multiplier"], tensors["retrieval.gate.shift"] = multiplier, shift
+    bias = gate.bias.detach().double().numpy()
+    tensors["retrieval.bias"] = round_half_up(bias * 2**LOGIT_BITS).astype(np.int64)
+    z = np.arange(GATE_MIN * 2**LOGIT_BITS, GATE_MAX * 2**LOGIT_BITS + 1, dtype=np.float64) / 2**LOGIT_BITS
+    tensors["retrieval.softplus_table"] = round_half_up(np.logaddexp(0.0, z) * 2**LOGIT_BITS).astype(np.int64)
     return tensors
 
 

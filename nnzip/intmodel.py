@@ -18,6 +18,7 @@ from nnzip.coder import TOTAL as FREQ_TOTAL
 from nnzip.config import VOCAB_SIZE, ModelConfig
 from nnzip.errors import ModelLoadError
 from nnzip.fixedpoint import INT8_MAX, clamp_int8, exact_matmul, requantize, rms_normalize
+from nnzip.retrieval import BUCKETS, GATE_MAX, GATE_MIN
 
 EXPORT_FORMAT = "nnzip-int"
 EXPORT_VERSION = 1
@@ -31,6 +32,7 @@ RESIDUAL_LIMIT = (1 << 23) - 1  # the residual stream saturates at ±RESIDUAL_LI
 STATE_LIMIT = (1 << 24) - 1  # SSM state entries saturate at ±STATE_LIMIT
 EXP_TABLE_LEN = 24 << LOGIT_BITS  # logits more than 24 nats below the top share the last entry
 FREE_MASS = FREQ_TOTAL - VOCAB_SIZE
+GATE_LOW, GATE_HIGH = GATE_MIN << LOGIT_BITS, GATE_MAX << LOGIT_BITS  # gate range in logit units
 
 
 def table_lookup(table: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -55,6 +57,21 @@ def frequencies_from_logits(logits: np.ndarray, exp_table: np.ndarray) -> np.nda
     rows = np.arange(len(freqs))
     freqs[rows, logits.argmax(axis=-1)] += remainder
     return freqs
+
+
+def boost_logits(logits: np.ndarray, gate: np.ndarray, codes: np.ndarray, bias: np.ndarray,
+                 softplus_table: np.ndarray) -> np.ndarray:
+    """Add the retrieval boost to the logit of each code's predicted byte (docs/retrieval.md).
+
+    With bucket b = code >> 8 > 0 and predicted byte p = code & 255:
+    logit[p] += softplus_table[clamp(gate + bias[b], GATE_LOW, GATE_HIGH) - GATE_LOW].
+    """
+    bucket, predicted = codes >> 8, codes & 255
+    z = np.clip(gate + bias[bucket], GATE_LOW, GATE_HIGH)
+    boost = np.where(bucket > 0, softplus_table[z - GATE_LOW], 0)
+    out = logits.copy()
+    np.put_along_axis(out, predicted[..., None], np.take_along_axis(logits, predicted[..., None], -1) + boost[..., None], -1)
+    return out
 
 
 def model_id(config_json: str, tensors: dict[str, np.ndarray]) -> bytes:
@@ -106,6 +123,14 @@ def expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
             shapes[p + name + "multiplier"] = (1,)
             shapes[p + name + "shift"] = (1,)
         shapes.update(mlp_shapes(c, p))
+    if c.retrieval != "none":
+        shapes.update({
+            "retrieval.gate.weight": (1, c.d_model),
+            "retrieval.gate.multiplier": (1,),
+            "retrieval.gate.shift": (1,),
+            "retrieval.bias": (BUCKETS,),
+            "retrieval.softplus_table": (GATE_HIGH - GATE_LOW + 1,),
+        })
     return shapes
 
 
@@ -291,12 +316,18 @@ class IntModel:
             out = self.linear(p + "mlp.proj", features)
         return np.clip(x + out, -RESIDUAL_LIMIT, RESIDUAL_LIMIT)
 
-    def block(self, ids: np.ndarray, state: IntState) -> np.ndarray:
+    def block(self, ids: np.ndarray, state: IntState, codes: np.ndarray | None = None) -> np.ndarray:
         """Feed T input ids per stream (b, T); return the frequencies after each, (b, T, 256).
 
         Every operation but the state recurrence is row-wise, so a block of T positions gives
         exactly the integers of T single steps. The encoder, which has all bytes in advance, uses blocks.
+        `codes` (b, T) are the retriever's codes of the predicted bytes (none: no match anywhere).
         """
+        logits, gate = self.block_logits(ids, state)
+        return self.frequencies(logits, gate, codes)
+
+    def block_logits(self, ids: np.ndarray, state: IntState) -> tuple[np.ndarray, np.ndarray | None]:
+        """Feed ids (b, T); return the logits (b, T, 256) and, with retrieval, the gate (b, T)."""
         x = self.t["embedding"][ids]
         for i in range(self.config.n_layer):
             x = self.mixer_block(i, x, state)
@@ -304,10 +335,17 @@ class IntModel:
                 x = self.mlp_block(i, x)
         u = rms_normalize(x, self.t["norm_f.gain"], GAIN_BITS)
         logits = self.linear("head", u)
-        b, T, _ = logits.shape
-        freqs = frequencies_from_logits(logits.reshape(b * T, -1), self.t["head.exp_table"])
-        return freqs.reshape(b, T, -1)
+        gate = self.linear("retrieval.gate", u)[..., 0] if self.config.retrieval != "none" else None
+        return logits, gate
 
-    def step(self, ids: np.ndarray, state: IntState) -> np.ndarray:
+    def frequencies(self, logits: np.ndarray, gate: np.ndarray | None, codes: np.ndarray | None) -> np.ndarray:
+        """Return the frequencies (..., 256) of logits (..., 256) after the retrieval boost."""
+        if gate is not None and codes is not None:
+            logits = boost_logits(logits, gate, codes, self.t["retrieval.bias"], self.t["retrieval.softplus_table"])
+        lead = logits.shape[:-1]
+        freqs = frequencies_from_logits(logits.reshape(-1, VOCAB_SIZE), self.t["head.exp_table"])
+        return freqs.reshape(*lead, VOCAB_SIZE)
+
+    def step(self, ids: np.ndarray, state: IntState, codes: np.ndarray | None = None) -> np.ndarray:
         """Feed one input id per stream (b,) and return next-byte frequencies (b, 256)."""
-        return self.block(ids[:, None], state)[:, 0]
+        return self.block(ids[:, None], state, None if codes is None else codes[:, None])[:, 0]

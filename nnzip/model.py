@@ -30,6 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from nnzip.config import INPUT_VOCAB, VOCAB_SIZE, ModelConfig
+from nnzip.retrieval import BUCKETS as RETRIEVAL_BUCKETS
+from nnzip.retrieval import GATE_MAX, GATE_MIN
 
 DT_MAX = 8.0  # Δ is clamped here so that integer products Δ·x·B stay inside int64 (inference spec)
 QMAX = 127  # int8 range used by every quantized activation and weight: [-127, 127]
@@ -350,11 +352,44 @@ class Block(nn.Module):
         return self.add_mlp(x + out), conv_state, ssm_state
 
 
-class NoRetrieval(nn.Module):
-    """Retrieval seam: a retriever adds features to the residual stream; this stub adds nothing."""
+class RetrievalGate(nn.Module):
+    """The retrieval head: adds a learned boost to the logit of the retrieved byte.
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x
+    For a position whose retriever code has bucket b > 0 (a match of that length class) and
+    predicted byte p, logit[p] += softplus(z) with z = w . u + bias[b]: a gate from the head
+    input u, so the model can weigh the match against what it knows, plus a learned
+    embedding of the match length. Code 0 (no match) adds nothing, so the stub retriever and
+    a missing code tensor give the plain model.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.gate = QLinear(config.d_model, 1)
+        self.bias = nn.Parameter(torch.linspace(-2.0, 6.0, RETRIEVAL_BUCKETS))
+        nn.init.zeros_(self.gate.weight)
+        self.qat = False
+
+    def set_qat(self, enabled: bool) -> None:
+        self.qat = enabled
+        self.gate.qat = enabled
+
+    def forward(self, logits: torch.Tensor, u: torch.Tensor, codes: torch.Tensor | None) -> torch.Tensor:
+        if codes is None:
+            return logits
+        bucket, predicted = codes >> 8, codes & 255
+        z = (self.gate(u)[..., 0] + self.bias[bucket]).clamp(GATE_MIN, GATE_MAX)
+        if self.qat:
+            z = round_ste(z * 64) / 64
+        boost = F.softplus(z)
+        if self.qat:
+            boost = round_ste(boost * 64) / 64
+        boost = boost * (bucket > 0)
+        return logits + F.one_hot(predicted, VOCAB_SIZE).to(logits.dtype) * boost[..., None]
+
+
+def round_ste(x: torch.Tensor) -> torch.Tensor:
+    """Round to integers in the forward pass, identity in the backward pass."""
+    return x + (torch.round(x) - x).detach()
 
 
 class ByteSSM(nn.Module):
@@ -365,11 +400,11 @@ class ByteSSM(nn.Module):
         config.validate()
         self.config = config
         self.embedding = nn.Embedding(INPUT_VOCAB, config.d_model)
-        self.retrieval = NoRetrieval()
         self.layers = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.norm_f = RMSNorm(config.d_model)
         self.head_act = ActQuant()
         self.head = QLinear(config.d_model, VOCAB_SIZE)
+        self.retrieval = RetrievalGate(config) if config.retrieval != "none" else None
         nn.init.normal_(self.embedding.weight, std=1.0)
 
     def set_qat(self, enabled: bool) -> None:
@@ -378,16 +413,29 @@ class ByteSSM(nn.Module):
             layer.set_qat(enabled)
         self.head.qat = enabled
         self.head_act.enabled = enabled
+        if self.retrieval is not None:
+            self.retrieval.set_qat(enabled)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        """idx (b, T) input ids (bytes or BOS) -> logits (b, T, 256); logits[:, t] predicts the byte after idx[:, t]."""
-        x = self.retrieval(self.embedding(idx))
+    def forward(self, idx: torch.Tensor, codes: torch.Tensor | None = None) -> torch.Tensor:
+        """idx (b, T) input ids (bytes or BOS) -> logits (b, T, 256); logits[:, t] predicts the byte after idx[:, t].
+
+        codes (b, T) are the retriever's feature codes of the predicted bytes (nnzip.retrieval);
+        without them a model with retrieval predicts as if nothing matched.
+        """
+        x = self.embedding(idx)
         for layer in self.layers:
             x = layer(x)
-        return self.head(self.head_act(self.norm_f(x)))
+        return self.output(x, codes)
+
+    def output(self, x: torch.Tensor, codes: torch.Tensor | None) -> torch.Tensor:
+        u = self.head_act(self.norm_f(x))
+        logits = self.head(u)
+        if self.retrieval is not None:
+            logits = self.retrieval(logits, u, codes)
+        return logits
 
     def initial_state(self, batch: int) -> State:
         c = self.config
@@ -396,9 +444,9 @@ class ByteSSM(nn.Module):
         ssm = [torch.zeros(batch, c.n_heads, c.headdim, c.d_state, device=device) for _ in self.layers]
         return State(conv=conv, ssm=ssm)
 
-    def step(self, idx: torch.Tensor, state: State) -> torch.Tensor:
+    def step(self, idx: torch.Tensor, state: State, codes: torch.Tensor | None = None) -> torch.Tensor:
         """idx (b,) one byte per stream -> logits (b, 256); `state` is updated in place."""
-        x = self.retrieval(self.embedding(idx))
+        x = self.embedding(idx)
         for i, layer in enumerate(self.layers):
             x, state.conv[i], state.ssm[i] = layer.step(x, state.conv[i], state.ssm[i])
-        return self.head(self.head_act(self.norm_f(x)))
+        return self.output(x, codes)

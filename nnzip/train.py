@@ -85,17 +85,31 @@ def load_validation(spec: str) -> np.ndarray | None:
     return np.frombuffer(Path(spec).read_bytes(), dtype=np.uint8)
 
 
+def retrieval_codes(model: ByteSSM, data: np.ndarray | None) -> np.ndarray | None:
+    """Return the retriever's code of every byte of `data`, as the codec computes them when it
+    compresses `data` as one file, or None for a model without retrieval."""
+    kind = getattr(model.config, "retrieval", "none")
+    if data is None or kind == "none":
+        return None
+    from nnzip.members import BLOCK_SIZE
+    from nnzip.retrieval import corpus_codes
+
+    return corpus_codes(kind, data, BLOCK_SIZE)
+
+
 @torch.no_grad()
-def evaluate(model: ByteSSM, data: np.ndarray, cfg: TrainConfig) -> float:
+def evaluate(model: ByteSSM, data: np.ndarray, cfg: TrainConfig, codes: np.ndarray | None = None) -> float:
     """Bits per byte of the quantized distribution on fixed validation windows."""
     was_training = model.training
     model.eval()
-    inputs, targets = validation_windows(data, cfg.eval_windows, min(cfg.eval_len, len(data)))
+    windows = validation_windows(data, cfg.eval_windows, min(cfg.eval_len, len(data)), codes)
+    inputs, targets = windows[0], windows[1]
     total = 0.0
     for i in range(0, len(inputs), 16):
         x = torch.from_numpy(inputs[i : i + 16])
         y = torch.from_numpy(targets[i : i + 16])
-        total += bpb_loss(model(x), y).item() * y.numel()
+        c = torch.from_numpy(windows[2][i : i + 16]) if codes is not None else None
+        total += bpb_loss(model(x, c) if c is not None else model(x), y).item() * y.numel()
     model.train(was_training)
     return total / targets.size
 
@@ -176,6 +190,7 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
     if world > 1:
         wrapped = torch.nn.parallel.DistributedDataParallel(model)
     log(rank, f"model {model.num_parameters():,} parameters, {len(corpus):,} training bytes, {world} process(es)")
+    corpus_codes, valid_codes = retrieval_codes(model, corpus), retrieval_codes(model, valid)
 
     bar = None
     if progress and rank == 0:
@@ -190,8 +205,13 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(cfg, step)
 
-        inputs, targets = sample_windows(corpus, cfg.batch_size, cfg.seq_len, rng)
-        loss = bpb_loss(wrapped(torch.from_numpy(inputs)), torch.from_numpy(targets))
+        if corpus_codes is None:
+            inputs, targets = sample_windows(corpus, cfg.batch_size, cfg.seq_len, rng)
+            logits = wrapped(torch.from_numpy(inputs))
+        else:
+            inputs, targets, codes = sample_windows(corpus, cfg.batch_size, cfg.seq_len, rng, corpus_codes)
+            logits = wrapped(torch.from_numpy(inputs), torch.from_numpy(codes))
+        loss = bpb_loss(logits, torch.from_numpy(targets))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -203,7 +223,7 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
         last = step + 1 == cfg.steps
         if (step + 1) % cfg.eval_every == 0 or last:
             if valid is not None:
-                valid_bpb = evaluate(model, valid, cfg)
+                valid_bpb = evaluate(model, valid, cfg, valid_codes)
             elapsed = time.time() - started
             log(rank, f"step {step + 1} train_bpb {loss.item():.4f} valid_bpb {valid_bpb:.4f} "
                 f"qat {int(qat_enabled(cfg, step))} elapsed {elapsed:.0f}s")

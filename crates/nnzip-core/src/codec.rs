@@ -13,7 +13,9 @@ use std::sync::Mutex;
 use crate::coder::{RangeDecoder, RangeEncoder, ALPHABET_SIZE, TOTAL};
 use crate::container::{self, model_id_hex, Header, PRECISION_BITS};
 use crate::error::{Error, Result};
+use crate::config::Retrieval;
 use crate::model::{Model, BOS};
+use crate::retrieval::{self, HistoryRetriever};
 
 /// Streams coded side by side; more streams mean bigger batches per step.
 pub const MAX_STREAMS: usize = 64;
@@ -87,10 +89,18 @@ fn compress_streams(data: &[u8], model: &Model, progress: Progress) -> Result<Ve
         offset += length;
     }
 
+    // The retriever reads the streams in coding order, and the encoder has every byte, so
+    // all codes are known before the model runs.
+    let codes = match model.config.retrieval {
+        Retrieval::None => None,
+        Retrieval::History => Some(retrieval::stream_codes(&streams)),
+    };
+
     let progress = SharedProgress::new(progress);
     let groups = thread_groups(streams.len());
     let results = run_groups(&groups, |range| {
-        encode_group(model, &streams[range], &progress)
+        let group_codes = codes.as_ref().map(|codes| &codes[range.clone()]);
+        encode_group(model, &streams[range], group_codes, &progress)
     });
     let mut payloads = Vec::with_capacity(streams.len());
     for result in results {
@@ -118,6 +128,7 @@ fn compress_streams(data: &[u8], model: &Model, progress: Progress) -> Result<Ve
 fn encode_group(
     model: &Model,
     streams: &[&[u8]],
+    codes: Option<&[Vec<u32>]>,
     progress: &SharedProgress,
 ) -> Result<Vec<Vec<u8>>> {
     let lengths: Vec<usize> = streams.iter().map(|stream| stream.len()).collect();
@@ -129,7 +140,8 @@ fn encode_group(
     for start in (0..longest).step_by(block) {
         let width = block.min(longest - start);
         let ids = block_inputs(streams, start, width);
-        let freqs = model.block(&ids, width, &mut state);
+        let block_codes = codes.map(|codes| block_codes(codes, start, width));
+        let freqs = model.block(&ids, width, &mut state, block_codes.as_deref());
 
         for ((encoder, stream), block_freqs) in encoders
             .iter_mut()
@@ -266,6 +278,18 @@ fn block_inputs(streams: &[&[u8]], start: usize, width: usize) -> Vec<u32> {
     ids
 }
 
+/// Retrieval codes of positions `start .. start + width` per stream, laid out as
+/// [`block_inputs`]; 0 past a stream's end.
+fn block_codes(codes: &[Vec<u32>], start: usize, width: usize) -> Vec<u32> {
+    let mut out = Vec::with_capacity(codes.len() * width);
+    for stream in codes {
+        for position in start..start + width {
+            out.push(stream.get(position).copied().unwrap_or(0));
+        }
+    }
+    out
+}
+
 /// Returns the model input at `position` of a stream: BOS at 0, else the byte at `position - 1`, or 0
 /// past the stream's end.
 fn previous_id(stream: &[u8], position: usize) -> u32 {
@@ -328,7 +352,14 @@ fn decompress_streams(blob: &[u8], model: &Model, progress: Progress) -> Result<
         .zip(payloads.chunks(DECODE_GROUP))
         .enumerate()
     {
-        let groups = thread_groups(chunk_lengths.len());
+        // With retrieval, a stream's codes depend on the bytes of the streams before it at
+        // the same position, so the chunk decodes as one group.
+        // NOTE: That leaves the second thread idle when a model with retrieval decodes. The
+        // network's forward pass could still run in parallel with a barrier per position.
+        let groups = match model.config.retrieval {
+            Retrieval::None => thread_groups(chunk_lengths.len()),
+            Retrieval::History => vec![0..chunk_lengths.len()],
+        };
         let results = run_groups(&groups, |range| {
             let base = chunk * DECODE_GROUP + range.start;
             decode_group(
@@ -420,28 +451,40 @@ fn decode_group(
         }
     };
 
+    let mut retriever = match model.config.retrieval {
+        Retrieval::None => None,
+        Retrieval::History => Some(HistoryRetriever::new(lengths)),
+    };
     let mut ids = vec![0u32; outputs.len()];
+    let mut row = [0u32; ALPHABET_SIZE];
     for position in 0..longest {
         for (id, output) in ids.iter_mut().zip(outputs.iter()) {
             *id = previous_id(output, position);
         }
-        let freqs = model.step(&ids, &mut state);
+        let output = model.block_logits(&ids, 1, &mut state);
 
-        for (index, ((decoder, output), row)) in decoders
+        for (index, ((decoder, stream), logits)) in decoders
             .iter_mut()
             .zip(outputs.iter_mut())
-            .zip(freqs.chunks_exact(ALPHABET_SIZE))
+            .zip(output.logits.chunks_exact(ALPHABET_SIZE))
             .enumerate()
         {
-            if position >= output.len() {
+            if position >= stream.len() {
                 continue;
             }
+            // A stream's code depends on every byte decoded before it, this position's too.
+            let code = retriever.as_mut().map_or(0, |r| r.feature(index));
+            let gate = output.gates.as_ref().map(|gates| gates[index]);
+            model.row_frequencies(logits, gate, code, &mut row);
             let target = decoder.decode_target().map_err(at(position, index))?;
-            let (symbol, cum) = find_symbol(row, target);
+            let (symbol, cum) = find_symbol(&row, target);
             decoder
                 .consume(cum, row[symbol])
                 .map_err(at(position, index))?;
-            output[position] = symbol as u8;
+            stream[position] = symbol as u8;
+            if let Some(retriever) = retriever.as_mut() {
+                retriever.push(index, symbol as u8);
+            }
         }
         if (position + 1) % DECODE_PROGRESS_EVERY == 0 || position + 1 == longest {
             let start = position / DECODE_PROGRESS_EVERY * DECODE_PROGRESS_EVERY;

@@ -65,6 +65,23 @@ impl Mlp {
     }
 }
 
+/// The retriever whose feature codes feed the head, the config's `retrieval` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retrieval {
+    None,
+    /// The match model over the container's own history (`crate::retrieval`).
+    History,
+}
+
+impl Retrieval {
+    fn name(self) -> &'static str {
+        match self {
+            Retrieval::None => "none",
+            Retrieval::History => "history",
+        }
+    }
+}
+
 /// A validated model configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelConfig {
@@ -82,6 +99,7 @@ pub struct ModelConfig {
     /// Basis functions per input of the KAN MLP, which nnzip-core does not run; kept only for
     /// the canonical JSON, where a gated or MLP-free config may still carry it.
     pub kan_grid: usize,
+    pub retrieval: Retrieval,
 }
 
 impl ModelConfig {
@@ -170,7 +188,17 @@ impl ModelConfig {
                  (exact int8 matmuls), got kan_grid={kan_grid}, d_model={d_model}"
             ));
         }
-        check_choice(data, "retrieval", "none")?;
+        let retrieval = match data.get("retrieval") {
+            None => Retrieval::None,
+            Some(Value::String(text)) if text == "none" => Retrieval::None,
+            Some(Value::String(text)) if text == "history" => Retrieval::History,
+            Some(value) => {
+                return Err(format!(
+                    "unknown retrieval {}; expected 'none' or 'history'",
+                    json_repr(value)
+                ))
+            }
+        };
         // The Python reference runs KAN models; nnzip-core leaves them out, because the
         // ablation kept the gated MLP.
         let mlp = match mlp_name {
@@ -211,6 +239,7 @@ impl ModelConfig {
             mlp,
             mlp_hidden: size(mlp_hidden)?,
             kan_grid: size(kan_grid)?,
+            retrieval,
         })
     }
 
@@ -229,7 +258,7 @@ impl ModelConfig {
         format!(
             "{{\"arch\": \"ssm\", \"chunk_size\": {}, \"d_conv\": {}, \"d_model\": {}, \
              \"d_state\": {}, \"expand\": {}, \"headdim\": {}, {}\"mlp\": \"{}\", {}\
-             \"n_layer\": {}, \"retrieval\": \"none\"}}",
+             \"n_layer\": {}, \"retrieval\": \"{}\"}}",
             self.chunk_size,
             self.d_conv,
             self.d_model,
@@ -239,7 +268,8 @@ impl ModelConfig {
             later("kan_grid", self.kan_grid),
             self.mlp.name(),
             later("mlp_hidden", self.mlp_hidden),
-            self.n_layer
+            self.n_layer,
+            self.retrieval.name()
         )
     }
 }

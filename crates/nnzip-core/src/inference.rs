@@ -13,11 +13,22 @@ use crate::fixedpoint::{
     clamp_int8, frequencies, rms_normalize, table_lookup, DECAY_BITS, INT8_MAX, RESIDUAL_LIMIT,
     STATE_LIMIT,
 };
-use crate::model::{GatedMlp, Layer, Linear, Model, INPUT_VOCAB, INT8_TABLE_LEN};
+use crate::model::{
+    GatedMlp, Layer, Linear, Model, GATE_HIGH, GATE_LOW, INPUT_VOCAB, INT8_TABLE_LEN,
+};
 
 /// Rows per rayon task in the row-wise steps, so that small batches run without the cost of
 /// splitting them.
 const MIN_ROWS_PER_TASK: usize = 16;
+
+/// The network's output for a block, before the retrieval boost.
+#[derive(Debug, Clone)]
+pub struct BlockLogits {
+    /// (rows, 256) logits in units of 1/64 nat.
+    pub logits: Vec<i64>,
+    /// The retrieval gate per row, for a model with retrieval.
+    pub gates: Option<Vec<i64>>,
+}
 
 /// Recurrent state of a batch of streams: per layer the conv window and the SSM state.
 #[derive(Debug, Clone)]
@@ -60,19 +71,50 @@ impl Model {
     ///
     /// Panics if `ids.len()` differs from the state's batch or an id is above 256.
     pub fn step(&self, ids: &[u32], state: &mut State) -> Vec<u32> {
-        self.block(ids, 1, state)
+        self.block(ids, 1, state, None)
     }
 
     /// Feeds `positions` input ids per stream, `ids` being (batch, positions) row-major, and
     /// returns the frequencies after each, (batch, positions, 256).
     ///
     /// Every operation but the state recurrence is row-wise, so a block gives exactly the
-    /// frequencies of `positions` single steps.
+    /// frequencies of `positions` single steps. A model with retrieval takes the retriever's
+    /// code of each predicted byte in `codes` (batch * positions); without codes, or with
+    /// code 0, a position gets no boost.
     ///
     /// # Panics
     ///
-    /// Panics if `ids.len()` is not `batch * positions` or an id is above 256.
-    pub fn block(&self, ids: &[u32], positions: usize, state: &mut State) -> Vec<u32> {
+    /// Panics if `ids.len()` is not `batch * positions`, an id is above 256, or `codes` has
+    /// another length than `ids`.
+    pub fn block(
+        &self,
+        ids: &[u32],
+        positions: usize,
+        state: &mut State,
+        codes: Option<&[u32]>,
+    ) -> Vec<u32> {
+        let output = self.block_logits(ids, positions, state);
+        let rows = ids.len();
+        if let Some(codes) = codes {
+            assert_eq!(codes.len(), rows, "expected one retrieval code per input id");
+        }
+        let mut freqs = vec![0u32; rows * ALPHABET_SIZE];
+        freqs
+            .par_chunks_mut(ALPHABET_SIZE)
+            .zip(output.logits.par_chunks(ALPHABET_SIZE))
+            .enumerate()
+            .with_min_len(MIN_ROWS_PER_TASK)
+            .for_each(|(row, (out, logits))| {
+                let gate = output.gates.as_ref().map(|gates| gates[row]);
+                let code = codes.map_or(0, |codes| codes[row]);
+                self.row_frequencies(logits, gate, code, out);
+            });
+        freqs
+    }
+
+    /// Runs the network on a block as [`Model::block`] does and returns the logits before
+    /// the retrieval boost, so that a decoder can add the boost row by row.
+    pub fn block_logits(&self, ids: &[u32], positions: usize, state: &mut State) -> BlockLogits {
         let d = self.config.d_model;
         let rows = state.batch * positions;
         assert_eq!(
@@ -82,7 +124,10 @@ impl Model {
             state.batch
         );
         if rows == 0 {
-            return Vec::new();
+            return BlockLogits {
+                logits: Vec::new(),
+                gates: self.retrieval.as_ref().map(|_| Vec::new()),
+            };
         }
 
         let mut x = vec![0i64; rows * d];
@@ -100,14 +145,29 @@ impl Model {
         }
 
         let u = normalize_rows(&x, &self.norm_f_gain, d);
+        let gates = self
+            .retrieval
+            .as_ref()
+            .map(|head| linear(&head.gate, u.clone(), rows, d));
         let logits = linear(&self.head, u, rows, d);
-        let mut freqs = vec![0u32; rows * ALPHABET_SIZE];
-        freqs
-            .par_chunks_mut(ALPHABET_SIZE)
-            .zip(logits.par_chunks(ALPHABET_SIZE))
-            .with_min_len(MIN_ROWS_PER_TASK)
-            .for_each(|(out, row)| frequencies(row, &self.exp_table, out));
-        freqs
+        BlockLogits { logits, gates }
+    }
+
+    /// Writes the frequencies of one position to `out`: its logits (256) with the retrieval
+    /// boost of `code` added (see `docs/retrieval.md`), through the frequency rule.
+    pub fn row_frequencies(&self, logits: &[i64], gate: Option<i64>, code: u32, out: &mut [u32]) {
+        let bucket = (code >> 8) as usize;
+        match (&self.retrieval, gate) {
+            (Some(head), Some(gate)) if bucket > 0 => {
+                let predicted = (code & 255) as usize;
+                let z = (gate + head.bias[bucket]).clamp(GATE_LOW, GATE_HIGH);
+                let mut boosted = [0i64; ALPHABET_SIZE];
+                boosted.copy_from_slice(logits);
+                boosted[predicted] += head.softplus_table[(z - GATE_LOW) as usize];
+                frequencies(&boosted, &self.exp_table, out);
+            }
+            _ => frequencies(logits, &self.exp_table, out),
+        }
     }
 
     /// Advances layer `index` by `positions` positions; `x` is the (batch * positions, d_model)

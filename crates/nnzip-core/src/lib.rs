@@ -24,7 +24,8 @@ mod inference;
 pub mod members;
 pub mod model;
 mod pyrepr;
+pub mod retrieval;
 
 pub use error::{Error, Result};
-pub use inference::State;
+pub use inference::{BlockLogits, State};
 pub use model::Model;

@@ -13,10 +13,11 @@ use safetensors::SafeTensors;
 use sha2::{Digest, Sha256};
 
 use crate::coder::ALPHABET_SIZE;
-use crate::config::{Mlp, ModelConfig};
+use crate::config::{Mlp, ModelConfig, Retrieval};
 use crate::error::{Error, Result};
 use crate::fixedpoint::{Requant, DECAY_BITS, DELTA_BITS, RESIDUAL_LIMIT};
 use crate::pyrepr::str_repr;
+use crate::retrieval::BUCKETS;
 
 pub const EXPORT_FORMAT: &str = "nnzip-int";
 pub const EXPORT_VERSION: i64 = 1;
@@ -39,6 +40,13 @@ const CONV_BIAS_LIMIT: i64 = 1 << 37;
 const MAX_DELTA: i64 = 8 << DELTA_BITS;
 const MAX_DECAY: i64 = 1 << DECAY_BITS;
 const MAX_EXP_WEIGHT: i64 = 1 << 30;
+
+/// The retrieval gate's range in logit units (1/64 nat): -8 to 32 nats.
+pub(crate) const GATE_LOW: i64 = -8 << 6;
+pub(crate) const GATE_HIGH: i64 = 32 << 6;
+/// Bound of the retrieval bias and boost entries, far above any useful value (2**20 / 64 nats),
+/// which keeps logit sums far from overflow.
+const RETRIEVAL_LIMIT: i64 = 1 << 20;
 
 /// An int8 matmul followed by a requantization per output row.
 #[derive(Debug)]
@@ -109,6 +117,18 @@ pub struct Model {
     pub(crate) head: Linear,
     /// `round(2**30 * exp(-j / 64))` for each logit distance j.
     pub(crate) exp_table: Vec<i64>,
+    pub(crate) retrieval: Option<RetrievalHead>,
+}
+
+/// The retrieval head: the boost that a match adds to the logit of its predicted byte.
+#[derive(Debug)]
+pub(crate) struct RetrievalHead {
+    /// (1, d_model): the gate from the head input, in logit units.
+    pub gate: Linear,
+    /// Per length bucket, in logit units.
+    pub bias: Vec<i64>,
+    /// softplus over [GATE_LOW, GATE_HIGH], in logit units.
+    pub softplus_table: Vec<i64>,
 }
 
 /// The parts of an export that identify it: its validated config and its model id.
@@ -232,6 +252,7 @@ impl<'a> ExportFile<'a> {
         let norm_f_gain = self.gain("norm_f.gain", d)?;
         let head = self.linear("head", ALPHABET_SIZE, d)?;
         let exp_table = self.exp_table()?;
+        let retrieval = self.build_retrieval()?;
 
         Ok(Model {
             config: c.clone(),
@@ -241,7 +262,25 @@ impl<'a> ExportFile<'a> {
             norm_f_gain,
             head,
             exp_table,
+            retrieval,
         })
+    }
+
+    /// Loads the retrieval head, if the config has a retriever.
+    fn build_retrieval(&self) -> Result<Option<RetrievalHead>> {
+        if self.config.retrieval == Retrieval::None {
+            return Ok(None);
+        }
+        let bias = self.int_tensor("retrieval.bias", &[BUCKETS])?;
+        self.check_range("retrieval.bias", &bias, -RETRIEVAL_LIMIT, RETRIEVAL_LIMIT)?;
+        let table_len = (GATE_HIGH - GATE_LOW + 1) as usize;
+        let softplus_table = self.int_tensor("retrieval.softplus_table", &[table_len])?;
+        self.check_range("retrieval.softplus_table", &softplus_table, 0, RETRIEVAL_LIMIT)?;
+        Ok(Some(RetrievalHead {
+            gate: self.linear("retrieval.gate", 1, self.config.d_model)?,
+            bias,
+            softplus_table,
+        }))
     }
 
     fn build_layer(&self, i: usize) -> Result<Layer> {

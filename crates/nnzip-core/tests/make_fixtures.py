@@ -7,7 +7,8 @@ Run from the repository root with the shared data folder beside it:
 It trains the `tiny` preset for a few steps on one thread, exports it to the integer model
 `tiny.safetensors`, and writes each input `NAME.bin` with its `.nz` compressed by
 nnzip.codec. It does the same with a gated MLP in each layer (`tiny_gated.safetensors` and
-`text_10k.gated.nz`). `step_freqs.json` contains the frequencies of the first steps on the text input,
+`text_10k.gated.nz`) and with own-history retrieval (`tiny_history.safetensors` and the
+`.history.nz` files). `step_freqs.json` contains the frequencies of the first steps on the text input,
 which locate a mismatch more precisely than a `.nz` file does. Torch with one thread and the
 same seed gives the same float model on the same machine; the exported integers may differ
 on another CPU, but the fixtures stay consistent with each other because all of them are
@@ -38,6 +39,7 @@ TEXT_START, TEXT_LENGTH = 20_000, 10_000  # a slice of the book text after the G
 RANDOM_SEED, RANDOM_LENGTH = 2024, 5000  # two streams: 4096 bytes and 904 bytes
 STEP_FREQS_POSITIONS = 8
 GATED = ["mlp=gated", "mlp_hidden=24"]
+HISTORY = ["retrieval=history"]
 
 
 def fixture_inputs(shared: Path) -> dict[str, bytes]:
@@ -110,6 +112,27 @@ def write_members_fixture() -> None:
     print(f"members: {len(text + random + repeated)} -> {len(blob)} bytes")
 
 
+def repeat_input() -> bytes:
+    """Return 4096 random bytes twice and 100 more: three streams, the second one a copy of
+    the first at the same positions, so the retriever predicts it from the same step."""
+    block = np.random.default_rng(RANDOM_SEED + 1).integers(0, 256, 4096, dtype=np.uint8).tobytes()
+    return block + block + block[:100]
+
+
+def write_history_fixtures(shared: Path, workdir: Path) -> None:
+    """Write tiny_history.safetensors (own-history retrieval) and the `.history.nz` files of
+    text_10k and repeat_8292."""
+    path = train_tiny_model(shared, workdir, "tiny_history", HISTORY)
+    model = IntModel.load(path)
+    repeat = repeat_input()
+    (DATA / "repeat_8292.bin").write_bytes(repeat)
+    for name, data in (("text_10k", fixture_inputs(shared)["text_10k"]), ("repeat_8292", repeat)):
+        blob = codec.compress(data, model)
+        assert codec.decompress(blob, model) == data
+        (DATA / f"{name}.history.nz").write_bytes(blob)
+        print(f"model {path.name}: {name} {len(data)} -> {len(blob)} bytes")
+
+
 def step_frequencies(model: IntModel, data: bytes, positions: int) -> list[list[int]]:
     """Frequencies of the first `positions` steps of one stream that starts with BOS."""
     state = model.initial_state(1)
@@ -126,6 +149,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as workdir:
         model_path = train_tiny_model(shared, Path(workdir))
         gated_path = train_tiny_model(shared, Path(workdir), "tiny_gated", GATED)
+        write_history_fixtures(shared, Path(workdir))
     model = IntModel.load(model_path)
 
     inputs = fixture_inputs(shared)

@@ -74,7 +74,7 @@ fn step_frequencies_match_python() {
 
     // One block of all positions, as the encoder runs it.
     let mut state = model().initial_state(1);
-    let block = model().block(&ids, ids.len(), &mut state);
+    let block = model().block(&ids, ids.len(), &mut state, None);
     for (position, row) in expected.iter().enumerate() {
         assert_eq!(
             &block[position * 256..(position + 1) * 256],
@@ -341,6 +341,58 @@ fn gated_mlp_model_matches_python_bytes() {
             "{threads} threads: the decoded text differs"
         );
     }
+}
+
+fn history_model() -> &'static Model {
+    static MODEL: OnceLock<Model> = OnceLock::new();
+    MODEL.get_or_init(|| {
+        model();
+        Model::load(&data_dir().join("tiny_history.safetensors"))
+            .expect("the retrieval fixture loads")
+    })
+}
+
+#[test]
+fn history_retrieval_model_matches_python_bytes() {
+    assert_eq!(
+        history_model().config.retrieval,
+        nnzip_core::config::Retrieval::History
+    );
+    for name in ["text_10k", "repeat_8292"] {
+        let original = read(&format!("{name}.bin"));
+        let expected = read(&format!("{name}.history.nz"));
+        for threads in [1, 2, 3] {
+            let compressed = with_threads(threads, || {
+                codec::compress(&original, history_model()).unwrap()
+            });
+            assert!(
+                compressed == expected,
+                "{name}, {threads} threads: other bytes than Python's"
+            );
+            let decoded = with_threads(threads, || {
+                codec::decompress(&expected, history_model()).unwrap()
+            });
+            assert!(
+                decoded == original,
+                "{name}, {threads} threads: the decoded bytes differ"
+            );
+        }
+    }
+}
+
+#[test]
+fn history_retrieval_codes_aligned_repeat_cheaply() {
+    // The second stream repeats the first at the same positions, and the retriever sees the
+    // first stream's byte of each position before it codes the second's.
+    let original = read("repeat_8292.bin");
+    let plain = codec::compress(&original, model()).unwrap();
+    let history = read("repeat_8292.history.nz");
+    assert!(
+        history.len() < plain.len() * 9 / 10,
+        "{} bytes with retrieval, {} without",
+        history.len(),
+        plain.len()
+    );
 }
 
 #[test]
