@@ -219,6 +219,48 @@ def mlp_section(ledger) -> list[str]:
     return lines
 
 
+def retrieval_section(ledger) -> list[str]:
+    """Render the retrieval ablation (benchmarks/retrieval_ablation.py) from the ledger."""
+    entries = {arm: ledger.data["entries"].get(f"retrieval-{arm}") for arm in ("none", "history")}
+    lines = ["## Retrieval ablation", ""]
+    if any(entry is None for entry in entries.values()):
+        return lines + ["Not run yet: `python benchmarks/retrieval_ablation.py` runs it.", ""]
+    lines += [
+        "Both arms are the default model's recipe (`small`, gated MLP of 128 channels, 1,800 steps at",
+        "learning rate 4e-3); they differ only in `retrieval`. The external-corpus arm is not built yet.",
+        "Sizes are bytes of `.nz` data coded by nnzip-core. \"Model only\" is the model-coded",
+        "container; `nnzip.compress` may store a block instead when that is smaller. The repeat",
+        "inputs are 64 KiB written twice: random bytes, and the start of the validation part.",
+        "",
+        "| retrieval | validation bytes | exact bpb | compress | decompress | random once | random twice, model only | "
+        "random twice, `nnzip.compress` | text once | text twice, model only | measured |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for arm, entry in entries.items():
+        e = entry["evaluation"]
+        lines.append(
+            f"| {arm} | {e['exact_bytes']:,} | **{e['exact_bpb']:.4f}** | {speed(e['compress_bytes_per_s'])} | "
+            f"{speed(e['decompress_bytes_per_s'])} | {e['random_once_model']:,} | {e['random_twice_model']:,} | "
+            f"{e['random_twice_nnzip']:,} | {e['text_once_model']:,} | {e['text_twice_model']:,} | "
+            f"{entry['measured']}, {entry['machine']} |"
+        )
+    none, history = entries["none"]["evaluation"], entries["history"]["evaluation"]
+    gain = 100 * (1 - history["exact_bpb"] / none["exact_bpb"])
+    limit = 1.1 * REPEAT_BYTES_ONCE
+    lines += [
+        "",
+        f"Own-history retrieval changes the validation size by {-gain:+.1f}% "
+        f"({none['exact_bpb']:.4f} to {history['exact_bpb']:.4f} bpb). Random bytes written twice: "
+        f"`nnzip.compress` gives {history['random_twice_nnzip']:,} bytes with retrieval, "
+        f"{'within' if history['random_twice_nnzip'] <= limit else 'above'} 1.1 times one copy ({limit:,.0f} bytes).",
+        "",
+    ]
+    return lines
+
+
+REPEAT_BYTES_ONCE = 65536
+
+
 def render(sweep, results, records, classic, criteria, machine, length, ledger) -> str:
     gzip_bpb = next(row.bpb for row in classic if row.compressor == "gzip")
     lines = [
@@ -304,6 +346,7 @@ def render(sweep, results, records, classic, criteria, machine, length, ledger) 
 
     lines += ["", "![bpb against speed](phase1-plot.png)", ""]
     lines += mlp_section(ledger)
+    lines += retrieval_section(ledger)
     lines += ["## Verdicts", ""]
     for preset in sorted({preset for preset, _ in results}, key=["fast", "small", "base"].index):
         ssm, transformer = results.get((preset, "ssm")), results.get((preset, "transformer"))

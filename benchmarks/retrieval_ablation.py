@@ -1,0 +1,136 @@
+"""The retrieval ablation: the default model's recipe without retrieval and with own-history retrieval.
+
+Usage (after `pip install -e '.[train,bench]'`):
+    python benchmarks/retrieval_ablation.py [--runs runs/retrieval] [--export none=models/nnzip-small-v2.safetensors]
+
+Both arms are the `small` preset with a gated MLP of 128 channels, trained for 1,800 steps
+at learning rate 4e-3 on the enwik8-head training part; they differ only in the config's
+`retrieval` field. Each arm's export is measured with nnzip-core on:
+
+- the 400,000-byte validation part: exact bpb of the `.nz` file, verified, and coding speed;
+- 64 KiB of random bytes written twice: the model-coded container alone, and what
+  `nnzip.compress` writes (which stores a block when that is smaller);
+- the first 64 KiB of the validation part written twice.
+
+--export ARM=PATH takes an arm's export from PATH instead of training it; the shipped
+default model `nnzip-small-v2` is the `none` arm's recipe. Results go to the results ledger
+(benchmarks/results/phase1.json), from which benchmarks/phase1.py puts them into
+docs/phase1-report.md. Arms in the ledger with the same recipe are not measured again
+unless --remeasure is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from ledger import RESULTS, Ledger  # noqa: E402  (benchmarks/ledger.py)
+from nnzip.data import enwik8_split, find_shared_data, load_corpus  # noqa: E402
+from nnzip.train import TrainConfig  # noqa: E402
+
+BASE = ["mlp=gated", "mlp_hidden=128"]
+ARMS = {"none": BASE, "history": BASE + ["retrieval=history"]}
+REPEAT_BYTES = 65536
+RANDOM_SEED = 6
+
+
+def arm_config(overrides: list[str]) -> TrainConfig:
+    return TrainConfig(preset="small", overrides=overrides, lr=4e-3, steps=1800, eval_every=300,
+                       eval_windows=128, eval_len=256)
+
+
+def recipe(cfg: TrainConfig) -> dict:
+    fields = ("preset", "arch", "overrides", "data", "steps", "batch_size", "seq_len", "lr", "min_lr",
+              "warmup", "weight_decay", "qat_start", "seed")
+    values = dataclasses.asdict(cfg)
+    return {name: values[name] for name in fields}
+
+
+def trained_export(folder: Path, cfg: TrainConfig) -> Path:
+    """Train `cfg` into `folder` (resuming a started run) and export it; return the export."""
+    import json
+
+    from nnzip.export import export_model
+    from nnzip.train import load_model, train
+
+    meta_path = folder / "config.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else None
+    if meta is None or meta["step"] < cfg.steps:
+        train(cfg, folder, resume=meta is not None, progress=sys.stderr.isatty())
+    export = folder / "export.safetensors"
+    if not export.is_file():
+        model, meta = load_model(folder)
+        export_model(model, load_corpus(meta["train"]["data"][0]), export)
+    return export
+
+
+def measure(export: Path) -> dict:
+    """Measure an export with nnzip-core: validation bpb and speed, and the two repeat tests."""
+    import nnzip
+    from nnzip.engine import load_engine
+
+    engine = load_engine(export, "rust")
+    valid = enwik8_split(find_shared_data() / "enwik8-head", "validation").tobytes()
+    started = time.perf_counter()
+    blob = engine.compress(valid)
+    compress_speed = len(valid) / (time.perf_counter() - started)
+    started = time.perf_counter()
+    verified = engine.decompress(blob) == valid
+    decompress_speed = len(valid) / (time.perf_counter() - started)
+
+    random = np.random.default_rng(RANDOM_SEED).integers(0, 256, REPEAT_BYTES, dtype=np.uint8).tobytes()
+    text = valid[:REPEAT_BYTES]
+    result = {
+        "exact_bytes": len(blob),
+        "exact_bpb": 8 * len(blob) / len(valid),
+        "verified": verified,
+        "compress_bytes_per_s": compress_speed,
+        "decompress_bytes_per_s": decompress_speed,
+    }
+    for name, once in (("random", random), ("text", text)):
+        twice = once + once
+        model_only = engine.compress(twice)
+        members = nnzip.compress(twice, model=str(export))
+        assert engine.decompress(model_only) == twice and nnzip.decompress(members, model=str(export)) == twice
+        result[f"{name}_once_model"] = len(engine.compress(once))
+        result[f"{name}_twice_model"] = len(model_only)
+        result[f"{name}_twice_nnzip"] = len(members)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "retrieval", help="folder of the training runs")
+    parser.add_argument("--export", action="append", default=[], metavar="ARM=PATH",
+                        help="use this export for an arm instead of training it")
+    parser.add_argument("--remeasure", action="store_true", help="measure arms that the ledger already holds")
+    args = parser.parse_args()
+    exports = dict(item.split("=", 1) for item in args.export)
+    ledger = Ledger(RESULTS / "phase1.json")
+
+    for arm, overrides in ARMS.items():
+        cfg = arm_config(overrides)
+        name = f"retrieval-{arm}"
+        if not args.remeasure and ledger.lookup(name, recipe(cfg)) is not None:
+            print(f"retrieval_ablation: {arm}: in the ledger", file=sys.stderr)
+            continue
+        export = Path(exports[arm]) if arm in exports else trained_export(args.runs / arm, cfg)
+        print(f"retrieval_ablation: measuring {arm} ({export})", file=sys.stderr)
+        ledger.record(name, recipe(cfg), evaluation=measure(export), export=str(export.name))
+
+    for arm in ARMS:
+        entry = ledger.lookup(f"retrieval-{arm}", recipe(arm_config(ARMS[arm])))
+        print(arm, entry["evaluation"] if entry else None)
+
+
+if __name__ == "__main__":
+    main()
