@@ -1,6 +1,6 @@
-"""Retrieval features: what the bytes already coded say about the next byte.
+"""Retrieval features: predictions of the next byte from the bytes already coded.
 
-A retriever sees the streams of one container in coding order: all streams advance together,
+A retriever reads the streams of one container in coding order: all streams advance together,
 one position per step, and within a step stream 0 comes first. Before each byte it gives a
 feature code computed only from bytes earlier in that order, so the decoder computes the same
 code before it decodes the byte. A code packs two features:
@@ -29,7 +29,7 @@ ORDER = 6  # context bytes hashed; a match must agree on at least this many
 TABLE_BITS = 20  # 2**20 table entries, 8 MiB as int64 here
 VERIFY_LIMIT = 32  # bytes compared backwards when a match starts
 MAX_LENGTH = 65535  # match lengths saturate here
-BUCKETS = 16  # bucket 0 is "no match"; bucket b >= 1 holds lengths with bit length b
+BUCKETS = 16  # bucket 0 is "no match"; bucket b >= 1 contains the lengths with bit length b
 HASH_MULTIPLIER = 0x9E3779B97F4A7C15  # 2**64 / golden ratio, odd
 MASK64 = (1 << 64) - 1
 CONTEXT_MASK = (1 << (8 * ORDER)) - 1
@@ -70,7 +70,7 @@ class HistoryRetriever:
         self.coded = [0] * n  # bytes coded per stream
         self.context = [0] * n  # the last ORDER bytes of each stream, big-endian
         self.pointer = [-1] * n  # global offset of the predicted byte, or -1
-        self.end = [0] * n  # end offset of the stream that holds the pointer
+        self.end = [0] * n  # end offset of the stream that contains the pointer
         self.length = [0] * n  # current match length; 0 when there is no match
 
     def feature(self, stream: int) -> int:
@@ -89,8 +89,8 @@ class HistoryRetriever:
     def push(self, stream: int, byte: int) -> None:
         """Record that `byte` was coded as the next byte of `stream`; update the match and the table."""
         t = self.coded[stream]
-        here = self.starts[stream] + t
-        self.buffer[here] = byte
+        offset = self.starts[stream] + t
+        self.buffer[offset] = byte
 
         # Follow the match while it predicts right and its stream goes on.
         pointer = self.pointer[stream]

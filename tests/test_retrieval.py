@@ -102,3 +102,27 @@ def test_reference_matches_rust_fixture(name):
 
     assert codec.compress(original, model) == expected
     assert codec.decompress(expected, model) == original
+
+
+def test_trained_export_round_trips_in_both_engines(tmp_path, tiny_config, corpus):
+    import dataclasses
+
+    from nnzip.engine import load_engine, native_module
+    from nnzip.export import export_model
+    from nnzip.train import load_model, train
+
+    cfg = dataclasses.replace(tiny_config, overrides=["retrieval=history"], steps=40, eval_every=40)
+    train(cfg, tmp_path / "run", progress=False)
+    model, _ = load_model(tmp_path / "run")
+    export = tmp_path / "history.safetensors"
+    reference = export_model(model, np.frombuffer(corpus.train, np.uint8), export)
+    data = corpus.valid[:3000] * 3
+
+    blob = codec.compress(data, reference)
+
+    assert reference.config.retrieval == "history"
+    assert codec.decompress(blob, reference) == data
+    if native_module() is not None:
+        rust = load_engine(export, "rust")
+        assert rust.compress(data) == blob
+        assert rust.decompress(blob) == data

@@ -1,7 +1,7 @@
 //! Retrieval features: the match model over the bytes already coded, as `nnzip/retrieval.py`
 //! defines it (the rules are in `docs/retrieval.md`).
 //!
-//! The retriever sees the streams of one container in coding order: all streams advance
+//! The retriever reads the streams of one container in coding order: all streams advance
 //! together, and within a position stream 0 comes first. A feature code packs the match
 //! length bucket and the predicted byte as `bucket * 256 + byte`; code 0 means no match.
 
@@ -17,7 +17,7 @@ pub const VERIFY_LIMIT: usize = 32;
 /// Match lengths saturate here.
 pub const MAX_LENGTH: u32 = 65535;
 
-/// Length buckets; bucket 0 is "no match", bucket b >= 1 holds lengths of bit length b.
+/// Length buckets; bucket 0 is "no match", bucket b >= 1 contains the lengths of bit length b.
 pub const BUCKETS: usize = 16;
 
 /// 2**64 divided by the golden ratio, odd.
@@ -46,7 +46,7 @@ pub struct HistoryRetriever {
     context: Vec<u64>,
     /// Global offset of the predicted byte per stream, or NONE.
     pointer: Vec<usize>,
-    /// End offset of the stream that holds the pointer.
+    /// End offset of the stream that contains the pointer.
     end: Vec<usize>,
     length: Vec<u32>,
 }
@@ -93,8 +93,8 @@ impl HistoryRetriever {
     /// the table.
     pub fn push(&mut self, stream: usize, byte: u8) {
         let t = self.coded[stream];
-        let here = self.starts[stream] + t;
-        self.buffer[here] = byte;
+        let offset = self.starts[stream] + t;
+        self.buffer[offset] = byte;
 
         // Follow the match while it predicts right and its stream goes on.
         let pointer = self.pointer[stream];
@@ -108,7 +108,7 @@ impl HistoryRetriever {
 
         // The context before this byte now has a coded continuation: this byte.
         if t >= ORDER {
-            self.table[context_hash(self.context[stream])] = here;
+            self.table[context_hash(self.context[stream])] = offset;
         }
         self.context[stream] = ((self.context[stream] << 8) | u64::from(byte)) & CONTEXT_MASK;
         self.coded[stream] = t + 1;
