@@ -26,7 +26,7 @@ import bisect
 import numpy as np
 
 ORDER = 6  # context bytes hashed; a match must agree on at least this many
-TABLE_BITS = 20  # 2**20 table entries, 8 MiB as int64 here
+TABLE_BITS = 20  # 2**20 table entries
 VERIFY_LIMIT = 32  # bytes compared backwards when a match starts
 MAX_LENGTH = 65535  # match lengths saturate here
 BUCKETS = 16  # bucket 0 is "no match"; bucket b >= 1 contains the lengths with bit length b
@@ -103,7 +103,7 @@ class HistoryRetriever:
 
         # The context before this byte now has a coded continuation: this byte.
         if t >= ORDER:
-            self.table[context_hash(self.context[stream])] = here
+            self.table[context_hash(self.context[stream])] = offset
         self.context[stream] = ((self.context[stream] << 8) | byte) & CONTEXT_MASK
         self.coded[stream] = t + 1
 

@@ -77,7 +77,7 @@ impl HistoryRetriever {
 
     /// Returns the code for the next byte of `stream`; call once per byte, before `push`.
     ///
-    /// Without a match, the lookup happens here rather than at the last push, so it sees
+    /// Without a match, the lookup happens here rather than at the last push, so it finds
     /// every byte coded before this one, the other streams' bytes of this position too.
     pub fn feature(&mut self, stream: usize) -> u32 {
         if self.pointer[stream] == NONE && self.coded[stream] >= ORDER {
