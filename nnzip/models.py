@@ -9,10 +9,10 @@ from pathlib import Path
 from nnzip.errors import CommandLineError, ModelLoadError
 from nnzip.intmodel import IntModel
 
-DEFAULT_MODEL = "nnzip-small-v2.safetensors"
+DEFAULT_MODEL = "nnzip-small-v3.safetensors"
 FAST_MODEL = "nnzip-fast-v2.safetensors"
 # Shipped only to decode files written with them: the earlier models of levels 1 and 4-9.
-OLD_MODELS = ("nnzip-fast-v1.safetensors", "nnzip-small-v1.safetensors")
+OLD_MODELS = ("nnzip-fast-v1.safetensors", "nnzip-small-v1.safetensors", "nnzip-small-v2.safetensors")
 MODEL_SUFFIX = ".safetensors"
 
 # Levels as gzip numbers them: 1 is fastest, 9 compresses best. Levels up to FAST_LEVELS use

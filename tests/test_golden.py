@@ -51,8 +51,8 @@ def test_default_model_exists():
     assert default_model_path().name == DEFAULT_MODEL
 
 
-def test_default_model_is_small_preset_with_gated_mlp(default_model):
-    assert default_model.config == build_config("small", ["mlp=gated", "mlp_hidden=128"])
+def test_default_model_is_small_preset_with_retrieval(default_model):
+    assert default_model.config == build_config("small", ["mlp=gated", "mlp_hidden=128", "retrieval=history"])
 
 
 def test_default_model_found_by_id(default_model):
@@ -79,6 +79,7 @@ def test_golden_cases_present():
     assert len([case for case in CASES if case.endswith(".fast.nz")]) >= 2
     assert len([case for case in CASES if case.endswith(".fast-v2.nz")]) >= 2
     assert len([case for case in CASES if case.endswith(".small-v2.nz")]) >= 4
+    assert len([case for case in CASES if case.endswith(".small-v3.nz")]) >= 5
     assert len(MEMBER_CASES) >= 1
 
 

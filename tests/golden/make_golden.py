@@ -30,7 +30,8 @@ MODELS = {
     "nnzip-small-v1.safetensors": (".nz", ["empty.bin", "one-byte.bin", "random-300.bin", "sleepy-hollow-6k.txt"]),
     "nnzip-fast-v1.safetensors": (".fast.nz", ["random-300.bin", "sleepy-hollow-6k.txt"]),
     FAST_MODEL: (".fast-v2.nz", ["random-300.bin", "sleepy-hollow-6k.txt"]),
-    DEFAULT_MODEL: (".small-v2.nz", ["empty.bin", "one-byte.bin", "random-300.bin", "sleepy-hollow-6k.txt"]),
+    "nnzip-small-v2.safetensors": (".small-v2.nz", ["empty.bin", "one-byte.bin", "random-300.bin", "sleepy-hollow-6k.txt"]),
+    DEFAULT_MODEL: (".small-v3.nz", ["empty.bin", "one-byte.bin", "random-300.bin", "sleepy-hollow-6k.txt", "repeat-8k.bin"]),
 }
 MEMBERS_FILE = "mixed.bin.members.nz"
 
@@ -43,7 +44,15 @@ def inputs() -> dict[str, bytes]:
         "random-300.bin": np.random.default_rng(20261204).integers(0, 256, 300, dtype=np.uint8).tobytes(),
         # Part of "The Legend of Sleepy Hollow" (Project Gutenberg, public domain).
         "sleepy-hollow-6k.txt": book[20_000:26_000],
+        # 4096 random bytes twice and 100 more: with own-history retrieval the second stream is
+        # predicted from the first, which is coded at the same positions just before it.
+        "repeat-8k.bin": repeat_8k(),
     }
+
+
+def repeat_8k() -> bytes:
+    block = np.random.default_rng(20261205).integers(0, 256, 4096, dtype=np.uint8).tobytes()
+    return block + block + block[:100]
 
 
 def write_members_file(data: dict[str, bytes]) -> None:

@@ -21,7 +21,7 @@ use nnzip_core::{codec, Model};
 const VALIDATION_START: usize = 3_200_000;
 const INPUT_BYTES: usize = 64 * 1024;
 const THREAD_COUNTS: [usize; 2] = [1, 2];
-const MODELS: [&str; 2] = ["nnzip-fast-v2", "nnzip-small-v2"];
+const MODELS: [&str; 2] = ["nnzip-fast-v2", "nnzip-small-v3"];
 
 fn repository_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("..")

@@ -15,7 +15,7 @@ set -euo pipefail
 
 crate_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 repo_root=$(cd "$crate_dir/../.." && pwd)
-models=("$repo_root/models/nnzip-fast-v2.safetensors" "$repo_root/models/nnzip-small-v2.safetensors")
+models=("$repo_root/models/nnzip-fast-v2.safetensors" "$repo_root/models/nnzip-small-v3.safetensors")
 binary=$crate_dir/target/release/nnzip-core
 start=3200000
 length=400000

@@ -8,7 +8,7 @@
 //! use std::path::Path;
 //! use nnzip_core::{codec, Model};
 //!
-//! let model = Model::load(Path::new("models/nnzip-small-v2.safetensors"))?;
+//! let model = Model::load(Path::new("models/nnzip-small-v3.safetensors"))?;
 //! let blob = codec::compress(b"some bytes", &model)?;
 //! assert_eq!(codec::decompress(&blob, &model)?, b"some bytes");
 //! # Ok::<(), nnzip_core::Error>(())

@@ -13,7 +13,7 @@
 # Usage: crates/nnzip-core/tests/cross_cpu.sh
 #
 # Environment:
-#   NNZIP_MODEL       model file (default: models/nnzip-small-v2.safetensors in the repository)
+#   NNZIP_MODEL       model file (default: models/nnzip-small-v3.safetensors in the repository)
 #   QEMU_CPU_MODEL    qemu -cpu model without AVX2 (default: Westmere)
 #   QEMU_AVX2_CPU_MODEL  qemu -cpu model with AVX2 and FMA but no AVX-512 (default: max,
 #                     which is that on qemu 7.2)
@@ -29,7 +29,7 @@ set -euo pipefail
 
 crate_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 repo_root=$(cd "$crate_dir/../.." && pwd)
-model=${NNZIP_MODEL:-$repo_root/models/nnzip-small-v2.safetensors}
+model=${NNZIP_MODEL:-$repo_root/models/nnzip-small-v3.safetensors}
 qemu_cpu=${QEMU_CPU_MODEL:-Westmere}
 qemu_avx2_cpu=${QEMU_AVX2_CPU_MODEL:-max}
 fast_model=$repo_root/models/nnzip-fast-v2.safetensors
