@@ -224,6 +224,18 @@ for cpu in "$qemu_cpu" "$qemu_avx2_cpu"; do
             -o "$out/$name.tiny.bin" --model "$tiny_model" --threads 1 -q
         same_bytes "$crate_dir/tests/data/$name.bin" "$out/$name.tiny.bin"
     done
+
+    # With the retrieval test model: three streams, the second a copy of the first, which the
+    # retriever predicts across streams.
+    history_model=$crate_dir/tests/data/tiny_history.safetensors
+    timed "qemu $cpu compress repeat_8292 (retrieval model) --threads 2" \
+        qemu-x86_64 -cpu "$cpu" "$binary" compress "$crate_dir/tests/data/repeat_8292.bin" \
+        -o "$out/repeat_8292.history.nz" --model "$history_model" --threads 2 -q
+    same_bytes "$crate_dir/tests/data/repeat_8292.history.nz" "$out/repeat_8292.history.nz"
+    timed "qemu $cpu decompress repeat_8292 (retrieval model) --threads 1" \
+        qemu-x86_64 -cpu "$cpu" "$binary" decompress "$crate_dir/tests/data/repeat_8292.history.nz" \
+        -o "$out/repeat_8292.bin" --model "$history_model" --threads 1 -q
+    same_bytes "$crate_dir/tests/data/repeat_8292.bin" "$out/repeat_8292.bin"
 done
 
 if ((failures > 0)); then
