@@ -11,9 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use crate::coder::{RangeDecoder, RangeEncoder, ALPHABET_SIZE, TOTAL};
+use crate::config::Retrieval;
 use crate::container::{self, model_id_hex, Header, PRECISION_BITS};
 use crate::error::{Error, Result};
-use crate::config::Retrieval;
 use crate::model::{Model, BOS};
 use crate::retrieval::{self, HistoryRetriever};
 
@@ -358,7 +358,7 @@ fn decompress_streams(blob: &[u8], model: &Model, progress: Progress) -> Result<
         // network's forward pass could still run in parallel with a barrier per position.
         let groups = match model.config.retrieval {
             Retrieval::None => thread_groups(chunk_lengths.len()),
-            Retrieval::History => vec![0..chunk_lengths.len()],
+            Retrieval::History => std::iter::once(0..chunk_lengths.len()).collect(),
         };
         let results = run_groups(&groups, |range| {
             let base = chunk * DECODE_GROUP + range.start;

@@ -96,7 +96,11 @@ impl Model {
         let output = self.block_logits(ids, positions, state);
         let rows = ids.len();
         if let Some(codes) = codes {
-            assert_eq!(codes.len(), rows, "expected one retrieval code per input id");
+            assert_eq!(
+                codes.len(),
+                rows,
+                "expected one retrieval code per input id"
+            );
         }
         let mut freqs = vec![0u32; rows * ALPHABET_SIZE];
         freqs

@@ -275,7 +275,12 @@ impl<'a> ExportFile<'a> {
         self.check_range("retrieval.bias", &bias, -RETRIEVAL_LIMIT, RETRIEVAL_LIMIT)?;
         let table_len = (GATE_HIGH - GATE_LOW + 1) as usize;
         let softplus_table = self.int_tensor("retrieval.softplus_table", &[table_len])?;
-        self.check_range("retrieval.softplus_table", &softplus_table, 0, RETRIEVAL_LIMIT)?;
+        self.check_range(
+            "retrieval.softplus_table",
+            &softplus_table,
+            0,
+            RETRIEVAL_LIMIT,
+        )?;
         Ok(Some(RetrievalHead {
             gate: self.linear("retrieval.gate", 1, self.config.d_model)?,
             bias,

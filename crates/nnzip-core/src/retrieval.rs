@@ -145,9 +145,9 @@ pub fn stream_codes(streams: &[&[u8]]) -> Vec<Vec<u32>> {
     let mut codes: Vec<Vec<u32>> = lengths.iter().map(|&length| vec![0; length]).collect();
     let longest = lengths.iter().copied().max().unwrap_or(0);
     for position in 0..longest {
-        for (index, stream) in streams.iter().enumerate() {
+        for (index, (stream, stream_codes)) in streams.iter().zip(codes.iter_mut()).enumerate() {
             if let Some(&byte) = stream.get(position) {
-                codes[index][position] = retriever.feature(index);
+                stream_codes[position] = retriever.feature(index);
                 retriever.push(index, byte);
             }
         }
