@@ -8,6 +8,8 @@ of both inputs, as with gzip members.
 
 from __future__ import annotations
 
+import errno
+
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -95,6 +97,21 @@ def read_up_to(source: BinaryIO, size: int) -> bytes:
     return b"".join(parts)
 
 
+def write_all(target: BinaryIO, data: bytes) -> None:
+    """Write all of `data` to `target`, or raise.
+
+    A buffered write can return less than its length without an error: on Linux a pipe whose
+    reader exits during a large write takes part of it, and the write reports that part.
+    Writing the rest raises BrokenPipeError, so a cut pipe is reported instead of ignored.
+    """
+    view = memoryview(data)
+    while view:
+        written = target.write(view)
+        if written is None or written <= 0:
+            raise OSError(errno.EIO, f"write accepted no bytes of the remaining {len(view)}")
+        view = view[written:]
+
+
 def compress_stream(
     source: BinaryIO, target: BinaryIO, coder: Coder, progress: Progress | None = None, block_size: int = BLOCK_SIZE
 ) -> tuple[int, int]:
@@ -102,7 +119,7 @@ def compress_stream(
     original = compressed = 0
     for block in read_blocks(source, block_size):
         member = encode_block(block, coder, progress)
-        target.write(member)
+        write_all(target, member)
         original += len(block)
         compressed += len(member)
     return original, compressed
@@ -215,7 +232,7 @@ def decompress_stream(
     for member in read_members(source):
         data = decode_member(member, coder_for, progress)
         if target is not None:
-            target.write(data)
+            write_all(target, data)
         original += len(data)
         compressed += len(member.data)
     return original, compressed

@@ -158,6 +158,10 @@ def log(rank: int, message: str) -> None:
 
 def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool = True) -> dict:
     """Train a model into `run_dir`; returns a summary with the final validation bpb."""
+    for name in ("steps", "batch_size", "seq_len", "eval_every"):
+        value = getattr(cfg, name)
+        if value < 1:
+            raise ValueError(f"{name.replace('_', '-')} must be at least 1, got {value}")
     rank, world = setup_distributed()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)

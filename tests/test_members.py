@@ -184,3 +184,32 @@ def test_huge_stream_count_reads_nothing_more(coder):
     fixed = struct.pack("<4sBBBB16sQII", b"NNZ\x1a", 1, 0, 16, 0, b"\x00" * 16, 2**63, 0, 2**32 - 1)
     with pytest.raises(InvalidDataError, match="truncated header"):
         decompress_bytes(fixed + b"\x00" * 100, coder)
+
+
+class ShortWriter:
+    """A file object that takes at most `limit` bytes per write, as a pipe can."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.data = bytearray()
+
+    def write(self, data) -> int:
+        taken = bytes(data[: self.limit])
+        self.data += taken
+        return len(taken)
+
+
+def test_write_all_finishes_short_writes():
+    from nnzip.members import write_all
+
+    target = ShortWriter(3)
+    write_all(target, b"0123456789")
+
+    assert bytes(target.data) == b"0123456789"
+
+
+def test_write_all_raises_when_nothing_is_taken():
+    from nnzip.members import write_all
+
+    with pytest.raises(OSError, match="accepted no bytes"):
+        write_all(ShortWriter(0), b"abc")

@@ -131,3 +131,11 @@ def test_ddp_two_processes(tmp_path, corpus):
     for name in CHECKPOINT_FILES:
         assert (out / name).is_file(), f"{name} missing"
     assert saved_step(out) == 4
+
+
+@pytest.mark.parametrize("steps", [0, -5])
+def test_nonpositive_steps_rejected(tmp_path, tiny_config, steps):
+    with pytest.raises(ValueError, match="steps must be at least 1"):
+        train(dataclasses.replace(tiny_config, steps=steps), tmp_path / "run", progress=False)
+
+    assert not (tmp_path / "run").exists()
