@@ -22,7 +22,7 @@ One command does every stage and writes docs/phase1-report.md and docs/phase1-pl
 Runs that exist with the same recipe and all their steps are loaded, not trained again:
 under --runs, or in a --reuse folder (such as the runs that trained the shipped models).
 A run whose folder is missing is taken from the results ledger, benchmarks/results/phase1.json
-(see benchmarks/ledger.py), when the ledger holds it with the same recipe; the report shows the
+(see benchmarks/ledger.py), when the ledger contains it with the same recipe; the report shows the
 date it was measured. --retrain ignores the ledger and trains such runs again.
 """
 
@@ -66,7 +66,7 @@ Two success criteria, fixed before any phase 1 result was seen:
 
 @dataclasses.dataclass
 class Run:
-    """A full run: its folder, recipe and training record, and whether the folder holds it."""
+    """A full run: its folder, recipe and training record, and whether the folder contains it."""
 
     folder: Path
     recipe: dict

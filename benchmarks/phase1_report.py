@@ -65,13 +65,7 @@ def evaluate_ssm(folder: Path, data: bytes) -> dict:
     export = folder / "export.safetensors"
     if not export.is_file():
         export_model(model, load_corpus(meta["train"]["data"][0]), export)
-    engine = load_engine(export, "rust")
-    started = time.perf_counter()
-    blob = engine.compress(data)
-    compress_speed = len(data) / (time.perf_counter() - started)
-    started = time.perf_counter()
-    verified = engine.decompress(blob) == data
-    decompress_speed = len(data) / (time.perf_counter() - started)
+    blob, verified, compress_speed, decompress_speed = timed_round_trip(load_engine(export, "rust"), data)
     return {
         "parameters": model.num_parameters(),
         "float_bpb": float_bpb,
@@ -83,6 +77,18 @@ def evaluate_ssm(folder: Path, data: bytes) -> dict:
         "decompress_bytes_per_s": decompress_speed,
         "lr": meta["train"]["lr"],
     }
+
+
+def timed_round_trip(engine, data: bytes) -> tuple[bytes, bool, float, float]:
+    """Compress and decompress `data` with `engine`; return the container, whether it decoded
+    to `data`, and the compress and decompress speeds in bytes/s."""
+    started = time.perf_counter()
+    blob = engine.compress(data)
+    compress_speed = len(data) / (time.perf_counter() - started)
+    started = time.perf_counter()
+    verified = engine.decompress(blob) == data
+    decompress_speed = len(data) / (time.perf_counter() - started)
+    return blob, verified, compress_speed, decompress_speed
 
 
 def evaluate_transformer(folder: Path, data: bytes) -> dict:

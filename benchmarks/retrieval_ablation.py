@@ -4,7 +4,7 @@ Usage (after `pip install -e '.[train,bench]'`):
     python benchmarks/retrieval_ablation.py [--runs runs/retrieval] [--export none=models/nnzip-small-v2.safetensors]
 
 Both arms are the `small` preset with a gated MLP of 128 channels, trained for 1,800 steps
-at learning rate 4e-3 on the enwik8-head training part; they differ only in the config's
+at learning rate 4e-3 on the enwik8-head training part. They differ only in the config's
 `retrieval` field. Each arm's export is measured with nnzip-core on:
 
 - the 400,000-byte validation part: exact bpb of the `.nz` file, verified, and coding speed;
@@ -22,9 +22,7 @@ unless --remeasure is given.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +32,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from ledger import RESULTS, Ledger  # noqa: E402  (benchmarks/ledger.py)
+from phase1 import recipe  # noqa: E402  (benchmarks/phase1.py)
+from phase1_report import timed_round_trip  # noqa: E402  (benchmarks/phase1_report.py)
 from nnzip.data import enwik8_split, find_shared_data, load_corpus  # noqa: E402
 from nnzip.train import TrainConfig  # noqa: E402
 
@@ -46,13 +46,6 @@ RANDOM_SEED = 6
 def arm_config(overrides: list[str]) -> TrainConfig:
     return TrainConfig(preset="small", overrides=overrides, lr=4e-3, steps=1800, eval_every=300,
                        eval_windows=128, eval_len=256)
-
-
-def recipe(cfg: TrainConfig) -> dict:
-    fields = ("preset", "arch", "overrides", "data", "steps", "batch_size", "seq_len", "lr", "min_lr",
-              "warmup", "weight_decay", "qat_start", "seed")
-    values = dataclasses.asdict(cfg)
-    return {name: values[name] for name in fields}
 
 
 def trained_export(folder: Path, cfg: TrainConfig) -> Path:
@@ -80,12 +73,7 @@ def measure(export: Path) -> dict:
 
     engine = load_engine(export, "rust")
     valid = enwik8_split(find_shared_data() / "enwik8-head", "validation").tobytes()
-    started = time.perf_counter()
-    blob = engine.compress(valid)
-    compress_speed = len(valid) / (time.perf_counter() - started)
-    started = time.perf_counter()
-    verified = engine.decompress(blob) == valid
-    decompress_speed = len(valid) / (time.perf_counter() - started)
+    blob, verified, compress_speed, decompress_speed = timed_round_trip(engine, valid)
 
     random = np.random.default_rng(RANDOM_SEED).integers(0, 256, REPEAT_BYTES, dtype=np.uint8).tobytes()
     text = valid[:REPEAT_BYTES]
@@ -100,7 +88,8 @@ def measure(export: Path) -> dict:
         twice = once + once
         model_only = engine.compress(twice)
         members = nnzip.compress(twice, model=str(export))
-        assert engine.decompress(model_only) == twice and nnzip.decompress(members, model=str(export)) == twice
+        assert engine.decompress(model_only) == twice
+        assert nnzip.decompress(members, model=str(export)) == twice
         result[f"{name}_once_model"] = len(engine.compress(once))
         result[f"{name}_twice_model"] = len(model_only)
         result[f"{name}_twice_nnzip"] = len(members)
@@ -112,7 +101,7 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "retrieval", help="folder of the training runs")
     parser.add_argument("--export", action="append", default=[], metavar="ARM=PATH",
                         help="use this export for an arm instead of training it")
-    parser.add_argument("--remeasure", action="store_true", help="measure arms that the ledger already holds")
+    parser.add_argument("--remeasure", action="store_true", help="measure arms that the ledger already contains")
     args = parser.parse_args()
     exports = dict(item.split("=", 1) for item in args.export)
     ledger = Ledger(RESULTS / "phase1.json")

@@ -357,7 +357,7 @@ class RetrievalGate(nn.Module):
 
     For a position whose retriever code has bucket b > 0 (a match of that length class) and
     predicted byte p, logit[p] += softplus(z) with z = w . u + bias[b]: a gate from the head
-    input u, so the model can weigh the match against what it knows, plus a learned
+    input u, so the model can weigh the match against its own prediction, plus a learned
     embedding of the match length. Code 0 (no match) adds nothing, so the stub retriever and
     a missing code tensor give the plain model.
     """

@@ -14,7 +14,7 @@ at least ORDER bytes), the byte that followed the earlier occurrence is the pred
 the match follows along while its predictions come true. The bucket grows with the match
 length, so the model can learn how far to trust a match of each length.
 
-Memory: a table of 2**TABLE_BITS positions and the container's bytes, which the codec holds
+Memory: a table of 2**TABLE_BITS positions and the container's bytes, which the codec keeps
 anyway; nothing else grows with the input. docs/retrieval.md gives the exact rules, which
 nnzip-core implements too.
 """
@@ -77,7 +77,7 @@ class HistoryRetriever:
         """Return the code for the next byte of `stream`; call once per byte, before `push`.
 
         Without a match, this looks the context up now rather than at the last push, so the
-        lookup sees every byte coded before this one, the other streams' bytes of this step too.
+        lookup finds every byte coded before this one, the other streams' bytes of this step too.
         """
         if self.pointer[stream] < 0 and self.coded[stream] >= ORDER:
             self.start_match(stream, self.starts[stream] + self.coded[stream] - 1)

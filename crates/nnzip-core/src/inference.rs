@@ -79,7 +79,7 @@ impl Model {
     ///
     /// Every operation but the state recurrence is row-wise, so a block gives exactly the
     /// frequencies of `positions` single steps. A model with retrieval takes the retriever's
-    /// code of each predicted byte in `codes` (batch * positions); without codes, or with
+    /// code of each predicted byte in `codes` (batch * positions). Without codes, or with
     /// code 0, a position gets no boost.
     ///
     /// # Panics

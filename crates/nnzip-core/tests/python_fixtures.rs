@@ -382,7 +382,7 @@ fn history_retrieval_model_matches_python_bytes() {
 
 #[test]
 fn history_retrieval_codes_aligned_repeat_cheaply() {
-    // The second stream repeats the first at the same positions, and the retriever sees the
+    // The second stream repeats the first at the same positions, and the retriever reads the
     // first stream's byte of each position before it codes the second's.
     let original = read("repeat_8292.bin");
     let plain = codec::compress(&original, model()).unwrap();
