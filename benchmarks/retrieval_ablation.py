@@ -38,14 +38,32 @@ from nnzip.data import enwik8_split, find_shared_data, load_corpus  # noqa: E402
 from nnzip.train import TrainConfig  # noqa: E402
 
 BASE = ["mlp=gated", "mlp_hidden=128"]
-ARMS = {"none": BASE, "history": BASE + ["retrieval=history"]}
+ARMS = {"none": BASE, "history": BASE + ["retrieval=history"], "history+index": BASE + ["retrieval=history+index"]}
+# The index arm keeps the first MiB of the training part as its index and trains on the rest.
+# Every arm therefore draws on the same 3,200,000 bytes, and no arm trains on the index.
+INDEX_BYTES = 1 << 20
+INDEX_CORPUS = f"enwik8-train[:{INDEX_BYTES}]"
+INDEX_DATA = [f"enwik8-train[{INDEX_BYTES}:]"]
+INDEX_NAME = "enwik8-1m.nzi"
 REPEAT_BYTES = 65536
 RANDOM_SEED = 6
 
 
-def arm_config(overrides: list[str]) -> TrainConfig:
-    return TrainConfig(preset="small", overrides=overrides, lr=4e-3, steps=1800, eval_every=300,
-                       eval_windows=128, eval_len=256)
+def arm_config(overrides: list[str], index: Path | None = None) -> TrainConfig:
+    data = INDEX_DATA if "retrieval=history+index" in overrides else ["enwik8-train"]
+    return TrainConfig(preset="small", overrides=overrides, data=data, lr=4e-3, steps=1800, eval_every=300,
+                       eval_windows=128, eval_len=256, index=str(index or ""))
+
+
+def built_index(folder: Path) -> Path:
+    """Build the index arm's index into `folder` unless it is there; return its path."""
+    from nnzip.index import build
+
+    path = folder / INDEX_NAME
+    if not path.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(build(load_corpus(INDEX_CORPUS).tobytes()))
+    return path
 
 
 def trained_export(folder: Path, cfg: TrainConfig) -> Path:
@@ -107,7 +125,7 @@ def main() -> None:
     ledger = Ledger(RESULTS / "phase1.json")
 
     for arm, overrides in ARMS.items():
-        cfg = arm_config(overrides)
+        cfg = arm_config(overrides, built_index(args.runs / arm) if arm == "history+index" else None)
         name = f"retrieval-{arm}"
         if not args.remeasure and ledger.lookup(name, recipe(cfg)) is not None:
             print(f"retrieval_ablation: {arm}: in the ledger", file=sys.stderr)

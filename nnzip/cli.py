@@ -1,4 +1,4 @@
-"""The `nnzip` subcommands (compress, decompress, bench, train, export) and the entry points.
+"""The `nnzip` subcommands (compress, decompress, bench, train, export, index) and the entry points.
 
 `nnzip FILE...` without a subcommand is the gzip-style command line of `nnzip.gzip_cli`.
 Data goes to files or stdout; every message goes to stderr with an `nnzip:` prefix. Exit
@@ -287,6 +287,10 @@ def train(
     eval_every: Annotated[int, typer.Option(help="Steps between validation runs and checkpoints.")] = 250,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")] = False,
+    index: Annotated[
+        Optional[Path],
+        typer.Option(help="Index file (nnzip index build) for --set retrieval=history+index."),
+    ] = None,
     quiet: QuietOption = False,
 ) -> None:
     """Train a model; run under torchrun for several processes.
@@ -299,6 +303,8 @@ def train(
 
       nnzip train --out runs/small-transformer --arch transformer --steps 1800
 
+      nnzip train --out runs/indexed --set retrieval=history+index --index ref.nzi --data train.txt
+
       torchrun --nproc_per_node 2 -m nnzip train --out runs/ddp
     """
     with errors_reported():
@@ -310,7 +316,7 @@ def train(
         cfg = TrainConfig(
             preset=preset, arch=arch, overrides=list(set_ or []), data=list(data or ["enwik8-train"]), valid=valid,
             steps=steps, batch_size=batch_size, seq_len=seq_len, lr=lr, qat_start=qat_start,
-            eval_every=eval_every, seed=seed,
+            eval_every=eval_every, seed=seed, index=str(index or ""),
         )
         try:
             result = run_training(cfg, out, resume=resume, progress=not quiet)
@@ -343,8 +349,90 @@ def export(
                 "measure it with benchmarks/phase1.py"
             )
         calibration = load_corpus(meta["train"]["data"][0])
+        copy_index(model.config, meta["train"].get("index", ""), output)
         intmodel = export_model(model, calibration, output)
         say(f"exported {run} to {output}, model id {intmodel.id[:16].hex()}")
+
+
+def copy_index(config, source: str, output: Path) -> None:
+    """Put the index that a model with retrieval "history+index" reads next to its export."""
+    if not config.index:
+        return
+    from nnzip.index import Index
+
+    target = output.parent / config.index
+    if target.is_file() and Index.load(target).id.hex() == config.index_id:
+        return
+    if not source or not Path(source).is_file():
+        raise UsageError(f"the run reads index {config.index} (id {config.index_id}); copy it to {target} first")
+    index = Index.load(source)
+    if index.id.hex() != config.index_id:
+        raise UsageError(f"{source} has index id {index.id.hex()}, but the run was trained with {config.index_id}")
+    if target.exists():
+        raise UsageError(f"{target} exists and is another index; move it away so that the export can put its index there")
+    write_atomically(target, Path(source).read_bytes())
+
+
+index_app = typer.Typer(
+    help="Build and inspect external indexes for retrieval models.",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(index_app, name="index")
+
+
+@index_app.command("build")
+def index_build(
+    corpus: Annotated[list[Path], typer.Argument(help="Reference corpus files, concatenated in the order given.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Index file to write (.nzi).")],
+    force: ForceOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Build the suffix array index of a reference corpus.
+
+    A model trained with --index reads the index, which must be in the model file's folder.
+    Every .nz file coded with that model names the index by id.
+
+    Example: nnzip index build reference.txt -o models/reference.nzi
+    """
+    with errors_reported():
+        from nnzip.index import MAX_CORPUS, build, index_id
+
+        for path in corpus:
+            check_input(path)
+        if output.exists() and not force:
+            raise UsageError(f"{output} already exists; use -f to overwrite")
+        data = b"".join(read_input(path) for path in corpus)
+        if not 1 <= len(data) <= MAX_CORPUS:
+            raise UsageError(f"invalid corpus size {len(data):,} bytes; an index takes 1 to {MAX_CORPUS:,} bytes")
+        with console_status(f"sorting {len(data):,} suffixes", quiet):
+            blob = build(data)
+        write_atomically(output, blob)
+        say(f"wrote {output}: {len(data):,} corpus bytes, {len(blob):,} bytes, index id {index_id(blob).hex()}", quiet)
+
+
+@index_app.command("info")
+def index_info(index: Annotated[Path, typer.Argument(help="Index file (.nzi).")]) -> None:
+    """Print the corpus size and id of an index.
+
+    Example: nnzip index info models/reference.nzi
+    """
+    with errors_reported():
+        from nnzip.index import Index
+
+        check_input(index)
+        loaded = Index.load(index)
+        print(f"{index}: {len(loaded.corpus):,} corpus bytes, index id {loaded.id.hex()}")
+
+
+@contextmanager
+def console_status(message: str, quiet: bool):
+    """Show a spinner with `message` on stderr while the block runs, when stderr is a terminal."""
+    if quiet or not sys.stderr.isatty():
+        yield
+        return
+    with Console(stderr=True).status(message):
+        yield
 
 
 @app.command()
@@ -441,7 +529,7 @@ def expand_level_flags(args: list[str]) -> list[str]:
     return expanded
 
 
-SUBCOMMANDS = ("compress", "decompress", "bench", "train", "export", "fetch-enwik8")
+SUBCOMMANDS = ("compress", "decompress", "bench", "train", "export", "index", "fetch-enwik8")
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ from nnzip.coder import RangeDecoder, RangeEncoder
 from nnzip.config import BOS
 from nnzip.container import MODEL_ID_SIZE, Header, model_id_hex, pack, unpack
 from nnzip.errors import ChecksumError, InvalidDataError, ModelMismatchError
+from nnzip.index import Index
 from nnzip.intmodel import IntModel
 from nnzip.retrieval import make_retriever, stream_codes
 
@@ -74,7 +75,7 @@ def compress(data: bytes, model: IntModel, progress: Progress | None = None) -> 
     streams = [view[offsets[i] : offsets[i + 1]] for i in range(len(lengths))]
     encoders = [RangeEncoder() for _ in streams]
     state = model.initial_state(len(streams))
-    codes = padded_codes(model.config.retrieval, streams)
+    codes = padded_codes(model.config.retrieval, streams, model.index)
 
     for start, inputs, targets in padded_blocks(streams, ENCODE_BLOCK):
         block_codes = None if codes is None else codes[:, start : start + inputs.shape[1]]
@@ -96,16 +97,17 @@ def compress(data: bytes, model: IntModel, progress: Progress | None = None) -> 
         crc32=zlib.crc32(data),
         stream_lengths=tuple(lengths),
         stream_sizes=tuple(len(p) for p in payloads),
+        index_id=model.index.id if model.index is not None else b"",
     )
     return pack(header, payloads)
 
 
-def padded_codes(kind: str, streams: list[np.ndarray]) -> np.ndarray | None:
+def padded_codes(kind: str, streams: list[np.ndarray], index: Index | None = None) -> np.ndarray | None:
     """Return the retriever's codes of all streams, (b, longest) padded with 0, or None without retrieval."""
     if kind == "none":
         return None
     codes = np.zeros((len(streams), max((len(s) for s in streams), default=0)), np.int64)
-    for i, stream_code in enumerate(stream_codes(kind, streams)):
+    for i, stream_code in enumerate(stream_codes(kind, streams, index)):
         codes[i, : len(stream_code)] = stream_code
     return codes
 
@@ -117,6 +119,14 @@ def check_model(header: Header, model: IntModel) -> None:
             f"file was compressed with model {model_id_hex(header.model_id)}, "
             f"but the model used for decoding is {model_id_hex(expected)}; pass --model with the matching model"
         )
+    index_id = model.index.id if model.index is not None else b""
+    if header.index_id != index_id:
+        # The model id covers the index id, so this is a damaged header or a model without its index.
+        found = header.index_id.hex() or "none"
+        raise ModelMismatchError(
+            f"file was compressed with index {found}, but model {model_id_hex(expected)} reads index "
+            f"{index_id.hex() or 'none'}; the header is damaged"
+        )
 
 
 def decode_streams(payloads, lengths, model: IntModel, progress: Progress | None) -> list[np.ndarray]:
@@ -125,7 +135,7 @@ def decode_streams(payloads, lengths, model: IntModel, progress: Progress | None
     outputs = [np.zeros(n, np.uint8) for n in lengths]
     state = model.initial_state(len(lengths))
     kind = model.config.retrieval
-    retriever = make_retriever(kind, lengths) if kind != "none" else None
+    retriever = make_retriever(kind, lengths, model.index) if kind != "none" else None
 
     for t in range(max(lengths, default=0)):
         logits, gate = model.block_logits(previous_ids(outputs, t)[:, None], state)

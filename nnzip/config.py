@@ -26,13 +26,16 @@ class ModelConfig:
     d_conv: int = 4  # width of the short causal convolution
     chunk_size: int = 64  # chunk length of the parallel (training) scan; no effect on results
     mlp: str = "none"  # MLP sub-block after each mixer: "none", "gated" or "kan"
-    retrieval: str = "none"  # retriever feeding the head (nnzip.retrieval): "none" or "history"
+    retrieval: str = "none"  # retriever feeding the head (nnzip.retrieval): "none", "history" or "history+index"
     mlp_hidden: int = 0  # hidden width of the gated MLP
     kan_grid: int = 0  # basis functions per input of the KAN MLP
+    index: str = ""  # with "history+index": file name of the index, found next to the model file
+    index_id: str = ""  # with "history+index": the index id (nnzip.index), 32 hex digits
 
     # Fields added after the first shipped models. The canonical JSON (part of the model id)
     # leaves them out at these defaults, so the ids of older exports do not change.
-    LATER_FIELDS = {"mlp_hidden": 0, "kan_grid": 0}
+    LATER_FIELDS = {"mlp_hidden": 0, "kan_grid": 0, "index": "", "index_id": ""}
+    INT_FIELDS = ("mlp_hidden", "kan_grid")
 
     @property
     def d_inner(self) -> int:
@@ -76,7 +79,7 @@ class ModelConfig:
             raise ValueError(f"unknown arch {self.arch!r}; expected 'ssm' or 'transformer'")
         if self.mlp not in ("none", "gated", "kan"):
             raise ValueError(f"unknown mlp {self.mlp!r}; expected 'none', 'gated' or 'kan'")
-        for name in self.LATER_FIELDS:
+        for name in self.INT_FIELDS:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"config field {name} must be a non-negative integer, got {value!r}")
@@ -87,10 +90,25 @@ class ModelConfig:
                 f"the KAN MLP needs kan_grid >= 2 and d_model * kan_grid <= 1024 (exact int8 matmuls), "
                 f"got kan_grid={self.kan_grid}, d_model={self.d_model}"
             )
-        if self.retrieval not in ("none", "history"):
-            raise ValueError(f"unknown retrieval {self.retrieval!r}; expected 'none' or 'history'")
+        if self.retrieval not in ("none", "history", "history+index"):
+            raise ValueError(f"unknown retrieval {self.retrieval!r}; expected 'none', 'history' or 'history+index'")
         if self.retrieval != "none" and self.arch != "ssm":
             raise ValueError("retrieval is implemented for arch 'ssm' only")
+        self.validate_index()
+
+    def validate_index(self) -> None:
+        if not isinstance(self.index, str) or not isinstance(self.index_id, str):
+            raise ValueError(f"config fields index and index_id must be strings, got {self.index!r} and {self.index_id!r}")
+        if self.retrieval != "history+index":
+            if self.index or self.index_id:
+                raise ValueError(
+                    f"index {self.index!r} and index_id {self.index_id!r} are set, but retrieval {self.retrieval!r} reads no index"
+                )
+            return
+        if not self.index or "/" in self.index or "\\" in self.index or self.index in (".", ".."):
+            raise ValueError(f"retrieval 'history+index' needs index, a file name next to the model, got {self.index!r}")
+        if len(self.index_id) != 32 or any(c not in "0123456789abcdef" for c in self.index_id):
+            raise ValueError(f"index_id must be 32 lower-case hex digits, got {self.index_id!r}")
 
     def to_json(self) -> str:
         data = dataclasses.asdict(self)

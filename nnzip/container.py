@@ -1,7 +1,8 @@
 """The `.nz` container: members of a fixed header, a stream table, a header CRC and payloads.
 
 A `.nz` file is one or more members, each coding the next piece of the original bytes. A
-member is model-coded (version 1) or stored, raw or as a zstd frame (version 2).
+member is model-coded (version 1), stored, raw or as a zstd frame (version 2), or model-coded
+with a model that reads an external index, which the member names by id (version 3).
 docs/FORMAT.md specifies the layout and every rule that unpack() checks. All integers are
 little-endian.
 """
@@ -16,11 +17,13 @@ from typing import NamedTuple
 from nnzip.errors import InvalidDataError, UnsupportedVersionError
 
 MAGIC = b"NNZ\x1a"
-FORMAT_VERSION = 2  # the newest version this reader decodes
+FORMAT_VERSION = 3  # the newest version this reader decodes
 MODEL_VERSION = 1  # version of model-coded members, whose layout version 2 kept
 STORED_VERSION = 2  # version that added stored members
+INDEX_VERSION = 3  # version of model-coded members that name an index, 16 bytes after the fixed header
 PRECISION_BITS = 16
 MODEL_ID_SIZE = 16
+INDEX_ID_SIZE = 16
 NO_MODEL = bytes(MODEL_ID_SIZE)  # the model id field of a stored member
 
 # Flags of a version 2 member: how its single payload holds the original bytes.
@@ -72,15 +75,27 @@ class Header:
     stream_sizes: tuple[int, ...]
     precision_bits: int = PRECISION_BITS
     flags: int = 0  # 0 for a model-coded member, else FLAG_STORED_RAW or FLAG_STORED_ZSTD
+    index_id: bytes = b""  # the index id of a version 3 member, else empty
 
     @property
     def stored(self) -> bool:
         return self.flags != 0
 
     @property
+    def version(self) -> int:
+        if self.stored:
+            return STORED_VERSION
+        return INDEX_VERSION if self.index_id else MODEL_VERSION
+
+    @property
     def size(self) -> int:
         """Bytes of the whole member: header, stream table, header CRC and payloads."""
-        return FIXED_HEADER_SIZE + _STREAM_ENTRY.size * len(self.stream_sizes) + _HEADER_CRC.size + sum(self.stream_sizes)
+        return table_start(self.version) + _STREAM_ENTRY.size * len(self.stream_sizes) + _HEADER_CRC.size + sum(self.stream_sizes)
+
+
+def table_start(version: int) -> int:
+    """Return the offset of the stream table in a member of `version`."""
+    return FIXED_HEADER_SIZE + (INDEX_ID_SIZE if version == INDEX_VERSION else 0)
 
 
 def model_id_hex(model_id: bytes) -> str:
@@ -108,7 +123,7 @@ def pack(header: Header, payloads: list[bytes]) -> bytes:
     table = b"".join(_STREAM_ENTRY.pack(length, size) for length, size in zip(header.stream_lengths, sizes))
     fixed = _FIXED_HEADER.pack(
         MAGIC,
-        STORED_VERSION if header.stored else MODEL_VERSION,
+        header.version,
         header.flags,
         header.precision_bits,
         0,
@@ -117,7 +132,7 @@ def pack(header: Header, payloads: list[bytes]) -> bytes:
         header.crc32,
         len(sizes),
     )
-    header_bytes = fixed + table
+    header_bytes = fixed + header.index_id + table
     return header_bytes + _HEADER_CRC.pack(zlib.crc32(header_bytes)) + b"".join(payloads)
 
 
@@ -137,6 +152,8 @@ def _check_header_fields(header: Header) -> None:
         raise ValueError(f"flags {header.flags}, expected 0 or one of {STORED_FLAGS}")
     if header.stored and header.model_id != NO_MODEL:
         raise ValueError("a stored member has the all-zero model id")
+    if len(header.index_id) not in (0, INDEX_ID_SIZE) or (header.stored and header.index_id):
+        raise ValueError(f"index id of {len(header.index_id)} bytes, expected {INDEX_ID_SIZE}, or none for a member without an index")
     if len(header.model_id) != MODEL_ID_SIZE:
         raise ValueError(f"model id has {len(header.model_id)} bytes, expected {MODEL_ID_SIZE}")
     if header.precision_bits != PRECISION_BITS:
@@ -187,7 +204,7 @@ def header_bytes_needed(data: bytes | bytearray | memoryview) -> int:
             raise InvalidDataError(f"not an nnzip file: magic {prefix!r}, expected {MAGIC!r}")
         return FIXED_HEADER_SIZE
     fields = _read_fixed_header(view)
-    return FIXED_HEADER_SIZE + fields.stream_count * _STREAM_ENTRY.size + _HEADER_CRC.size
+    return table_start(fields.version) + fields.stream_count * _STREAM_ENTRY.size + _HEADER_CRC.size
 
 
 def read_header(data: bytes | bytearray | memoryview) -> Header:
@@ -196,7 +213,8 @@ def read_header(data: bytes | bytearray | memoryview) -> Header:
     fields = _read_fixed_header(view)
     stream_count = fields.stream_count
 
-    table_end = FIXED_HEADER_SIZE + stream_count * _STREAM_ENTRY.size
+    start = table_start(fields.version)
+    table_end = start + stream_count * _STREAM_ENTRY.size
     payload_start = table_end + _HEADER_CRC.size
     if payload_start > len(view):
         raise InvalidDataError(
@@ -207,7 +225,7 @@ def read_header(data: bytes | bytearray | memoryview) -> Header:
     _check_header_crc(view, table_end)
     _check_header_values(fields)
 
-    entries = list(_STREAM_ENTRY.iter_unpack(view[FIXED_HEADER_SIZE:table_end]))
+    entries = list(_STREAM_ENTRY.iter_unpack(view[start:table_end]))
     lengths = tuple(length for length, _ in entries)
     sizes = tuple(size for _, size in entries)
     problem = _find_stream_problem(fields.flags, fields.original_length, lengths, sizes)
@@ -222,6 +240,7 @@ def read_header(data: bytes | bytearray | memoryview) -> Header:
         stream_sizes=sizes,
         precision_bits=fields.precision_bits,
         flags=fields.flags,
+        index_id=bytes(view[FIXED_HEADER_SIZE:start]),
     )
 
 
@@ -261,7 +280,7 @@ def _check_header_crc(view: memoryview, table_end: int) -> None:
 
 def _check_header_values(fields: _FixedFields) -> None:
     """Check the fields that the header CRC has already confirmed as written."""
-    if fields.version == MODEL_VERSION and fields.flags != 0:
+    if fields.version in (MODEL_VERSION, INDEX_VERSION) and fields.flags != 0:
         raise InvalidDataError(f"unknown flags {fields.flags:#04x}, expected 0 (every flag is reserved)")
     if fields.version == STORED_VERSION:
         if fields.flags not in STORED_FLAGS:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -32,12 +33,20 @@ def enwik8_split(path: Path, split: str) -> np.ndarray:
     return np.frombuffer(load_split(path, split), dtype=np.uint8)
 
 
+TRAIN_SLICE = re.compile(r"enwik8-train\[(\d*):(\d*)\]")
+
+
 def load_corpus(spec: str) -> np.ndarray:
     """Load training bytes from `enwik8-train`, `gutenberg`, a file or a folder of files.
 
     `enwik8-train` and `gutenberg` read the shared data folder; validation bytes are never
-    returned for training.
+    returned for training. `enwik8-train[START:END]` is a slice of the training part, as in
+    Python (either bound may be left out), for example to keep a part of it for an index.
     """
+    sliced = TRAIN_SLICE.fullmatch(spec)
+    if sliced:
+        start, end = (int(bound) if bound else None for bound in sliced.groups())
+        return load_corpus("enwik8-train")[start:end]
     shared = find_shared_data()
     if spec in ("enwik8-train", "gutenberg"):
         if shared is None:

@@ -7,6 +7,7 @@ other implementation of the spec) get the same frequencies bit for bit. Torch is
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -18,7 +19,8 @@ from nnzip.coder import TOTAL as FREQ_TOTAL
 from nnzip.config import VOCAB_SIZE, ModelConfig
 from nnzip.errors import ModelLoadError
 from nnzip.fixedpoint import INT8_MAX, clamp_int8, exact_matmul, requantize, rms_normalize
-from nnzip.retrieval import BUCKETS, GATE_MAX, GATE_MIN
+from nnzip.index import Index
+from nnzip.retrieval import GATE_MAX, GATE_MIN, bucket_count, uses_index
 
 EXPORT_FORMAT = "nnzip-int"
 EXPORT_VERSION = 1
@@ -72,6 +74,25 @@ def boost_logits(logits: np.ndarray, gate: np.ndarray, codes: np.ndarray, bias: 
     out = logits.copy()
     np.put_along_axis(out, predicted[..., None], np.take_along_axis(logits, predicted[..., None], -1) + boost[..., None], -1)
     return out
+
+
+def load_model_index(path: Path, config: ModelConfig) -> Index | None:
+    """Load the index that a model with retrieval "history+index" names, from the model's folder."""
+    if not uses_index(config.retrieval):
+        return None
+    index_path = path.parent / config.index
+    if not index_path.is_file():
+        raise ModelLoadError(
+            f"model {path} needs the index {config.index} (id {config.index_id}) next to it, but {index_path} "
+            "does not exist; copy the index that shipped with the model there"
+        )
+    index = Index.load(index_path)
+    if index.id.hex() != config.index_id:
+        raise ModelLoadError(
+            f"index {index_path} has id {index.id.hex()}, but model {path} was trained with index id {config.index_id}; "
+            "copy the index that shipped with the model there"
+        )
+    return index
 
 
 def model_id(config_json: str, tensors: dict[str, np.ndarray]) -> bytes:
@@ -128,7 +149,7 @@ def expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
             "retrieval.gate.weight": (1, c.d_model),
             "retrieval.gate.multiplier": (1,),
             "retrieval.gate.shift": (1,),
-            "retrieval.bias": (BUCKETS,),
+            "retrieval.bias": (bucket_count(c.retrieval),),
             "retrieval.softplus_table": (GATE_HIGH - GATE_LOW + 1,),
         })
     return shapes
@@ -181,9 +202,10 @@ class IntState:
 class IntModel:
     """Integer-exact inference of an exported model (see docs/inference-spec.md)."""
 
-    def __init__(self, config: ModelConfig, tensors: dict[str, np.ndarray]) -> None:
+    def __init__(self, config: ModelConfig, tensors: dict[str, np.ndarray], path: Path | None = None) -> None:
         self.config = config
         self.tensors = tensors
+        self.path = path  # the export file, whose folder contains the index of retrieval "history+index"
         self.id = model_id(config.to_json(), tensors)
         self.t = {name: value.astype(np.int64) for name, value in tensors.items()}
         # float64 copies of the matmul weights, transposed to (K, M), for exact_matmul.
@@ -218,7 +240,17 @@ class IntModel:
         except (KeyError, ValueError, TypeError) as err:
             raise ModelLoadError(f"{path} has an invalid config: {err}") from err
         check_tensors(path, config, tensors)
-        return cls(config, tensors)
+        return cls(config, tensors, path)
+
+    @functools.cached_property
+    def index(self) -> Index | None:
+        """The external index of retrieval "history+index", loaded at first use: finding a
+        model by id among many does not pay for checking its index."""
+        if not uses_index(self.config.retrieval):
+            return None
+        if self.path is None:
+            raise ModelLoadError(f"this model reads index {self.config.index}, but it was not loaded from a file")
+        return load_model_index(self.path, self.config)
 
     def initial_state(self, batch: int) -> IntState:
         c = self.config

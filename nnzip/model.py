@@ -30,7 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from nnzip.config import INPUT_VOCAB, VOCAB_SIZE, ModelConfig
-from nnzip.retrieval import BUCKETS as RETRIEVAL_BUCKETS
+from nnzip.retrieval import BUCKETS as HISTORY_BUCKETS
+from nnzip.retrieval import bucket_count
 from nnzip.retrieval import GATE_MAX, GATE_MIN
 
 DT_MAX = 8.0  # Δ is clamped here so that integer products Δ·x·B stay inside int64 (inference spec)
@@ -365,7 +366,10 @@ class RetrievalGate(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.gate = QLinear(config.d_model, 1)
-        self.bias = nn.Parameter(torch.linspace(-2.0, 6.0, RETRIEVAL_BUCKETS))
+        # History buckets grow with the match length; index buckets (after them) start neutral.
+        bias = torch.zeros(bucket_count(config.retrieval))
+        bias[:HISTORY_BUCKETS] = torch.linspace(-2.0, 6.0, HISTORY_BUCKETS)
+        self.bias = nn.Parameter(bias)
         nn.init.zeros_(self.gate.weight)
         self.qat = False
 

@@ -23,6 +23,7 @@ from safetensors.torch import load_file, save_file
 from nnzip.config import ModelConfig, build_config
 from nnzip.data import enwik8_split, find_shared_data, load_corpus, sample_windows, validation_windows
 from nnzip.errors import NNZipError
+from nnzip.index import Index
 from nnzip.model import ByteSSM
 from nnzip.objective import bpb_loss
 
@@ -51,6 +52,7 @@ class TrainConfig:
     eval_len: int = 1024
     seed: int = 0
     threads: int = 0  # torch CPU threads per process; 0 keeps torch's default
+    index: str = ""  # index file (nnzip.index) for retrieval "history+index"
 
 
 def build_model(config: ModelConfig) -> torch.nn.Module:
@@ -85,7 +87,7 @@ def load_validation(spec: str) -> np.ndarray | None:
     return np.frombuffer(Path(spec).read_bytes(), dtype=np.uint8)
 
 
-def retrieval_codes(model: ByteSSM, data: np.ndarray | None) -> np.ndarray | None:
+def retrieval_codes(model: ByteSSM, data: np.ndarray | None, index: Index | None = None) -> np.ndarray | None:
     """Return the retriever's code of every byte of `data`, as the codec computes them when it
     compresses `data` as one file, or None for a model without retrieval."""
     kind = getattr(model.config, "retrieval", "none")
@@ -94,7 +96,28 @@ def retrieval_codes(model: ByteSSM, data: np.ndarray | None) -> np.ndarray | Non
     from nnzip.members import BLOCK_SIZE
     from nnzip.retrieval import corpus_codes
 
-    return corpus_codes(kind, data, BLOCK_SIZE)
+    return corpus_codes(kind, data, BLOCK_SIZE, index)
+
+
+def load_index(cfg: TrainConfig, overrides: list[str]) -> Index | None:
+    """Load the index of --index and name it in the model config through `overrides`."""
+    if not cfg.index:
+        return None
+    index = Index.load(cfg.index)
+    overrides += [f"index={Path(cfg.index).name}", f"index_id={index.id.hex()}"]
+    return index
+
+
+def check_index(config: ModelConfig, index: Index | None) -> None:
+    """Raise ValueError unless `index` is the one the model config names."""
+    if config.retrieval != "history+index":
+        if index is not None:
+            raise ValueError(f"--index is given, but retrieval is {config.retrieval!r}; add --set retrieval=history+index")
+        return
+    if index is None:
+        raise ValueError(f"retrieval 'history+index' needs --index, the index {config.index} (id {config.index_id})")
+    if index.id.hex() != config.index_id:
+        raise ValueError(f"--index has id {index.id.hex()}, but the model was set up with index id {config.index_id}")
 
 
 @torch.no_grad()
@@ -174,11 +197,14 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
 
     # Model and optimizer, restored from the run directory when resuming.
     start, earlier_seconds = 0, 0.0
+    overrides = list(cfg.overrides)
+    index = load_index(cfg, overrides)
     if resume:
         model, meta = load_model(run_dir)
         start, earlier_seconds = meta["step"], meta.get("seconds", 0.0)
     else:
-        model = build_model(build_config(cfg.preset, cfg.overrides, cfg.arch))
+        model = build_model(build_config(cfg.preset, overrides, cfg.arch))
+    check_index(model.config, index)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     optimizer = torch.optim.AdamW(
@@ -194,7 +220,7 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
     if world > 1:
         wrapped = torch.nn.parallel.DistributedDataParallel(model)
     log(rank, f"model {model.num_parameters():,} parameters, {len(corpus):,} training bytes, {world} process(es)")
-    corpus_codes, valid_codes = retrieval_codes(model, corpus), retrieval_codes(model, valid)
+    corpus_codes, valid_codes = retrieval_codes(model, corpus, index), retrieval_codes(model, valid, index)
 
     bar = None
     if progress and rank == 0:

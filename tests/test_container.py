@@ -1,4 +1,5 @@
 import copy
+import dataclasses
 import math
 import struct
 import zlib
@@ -9,6 +10,7 @@ from nnzip.coder import ALPHABET_SIZE, TOTAL, RangeEncoder
 from nnzip.container import (
     FIXED_HEADER_SIZE,
     FORMAT_VERSION,
+    INDEX_VERSION,
     MODEL_VERSION,
     MAGIC,
     MAX_LENGTH_PER_PAYLOAD_BYTE,
@@ -89,6 +91,39 @@ def test_layout_offsets():
     table_end = 40 + 16 * 3
     assert struct.unpack_from("<I", data, table_end)[0] == zlib.crc32(data[:table_end])
     assert data[table_end + 4 :] == b"".join(payloads)
+
+
+def index_container() -> tuple[Header, list[bytes], bytes]:
+    header, payloads, _ = sample_container()
+    header = dataclasses.replace(header, index_id=bytes(range(100, 116)))
+    return header, payloads, pack(header, payloads)
+
+
+def test_index_member_round_trip_and_layout():
+    header, payloads, data = index_container()
+
+    assert unpack(data)[0] == header
+    assert data[4] == INDEX_VERSION and header.version == INDEX_VERSION
+    assert data[40:56] == bytes(range(100, 116))
+    assert struct.unpack_from("<QQ", data, 56) == (6, 3)
+    table_end = 56 + 16 * 3
+    assert struct.unpack_from("<I", data, table_end)[0] == zlib.crc32(data[:table_end])
+    assert data[table_end + 4 :] == b"".join(payloads)
+
+
+def test_every_index_header_bit_flip_rejected():
+    _, _, data = index_container()
+    for bit in range((56 + 16 * 3 + 4) * 8):
+        corrupted = bytearray(data)
+        corrupted[bit // 8] ^= 1 << (bit % 8)
+        with pytest.raises(InvalidDataError):
+            unpack(bytes(corrupted))
+
+
+def test_pack_rejects_short_index_id():
+    header, payloads, _ = sample_container()
+    with pytest.raises(ValueError, match="index id of 3 bytes"):
+        pack(dataclasses.replace(header, index_id=b"abc"), payloads)
 
 
 def test_unpack_accepts_memoryview_and_returns_views():

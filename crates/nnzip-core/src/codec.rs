@@ -12,10 +12,11 @@ use std::sync::Mutex;
 
 use crate::coder::{RangeDecoder, RangeEncoder, ALPHABET_SIZE, TOTAL};
 use crate::config::Retrieval;
-use crate::container::{self, model_id_hex, Header, PRECISION_BITS};
+use crate::container::{self, model_id_hex, Header, INDEX_ID_SIZE, PRECISION_BITS};
 use crate::error::{Error, Result};
+use crate::index::id_hex;
 use crate::model::{Model, BOS};
-use crate::retrieval::{self, HistoryRetriever};
+use crate::retrieval::{self, Retriever};
 
 /// Streams coded side by side; more streams mean bigger batches per step.
 pub const MAX_STREAMS: usize = 64;
@@ -91,9 +92,12 @@ fn compress_streams(data: &[u8], model: &Model, progress: Progress) -> Result<Ve
 
     // The retriever reads the streams in coding order, and the encoder has every byte, so
     // all codes are known before the model runs.
-    let codes = match model.config.retrieval {
+    let kind = model.config.retrieval;
+    let codes = match kind {
         Retrieval::None => None,
-        Retrieval::History => Some(retrieval::stream_codes(&streams)),
+        Retrieval::History | Retrieval::HistoryIndex => {
+            Some(retrieval::stream_codes(kind, &streams, model.index())?)
+        }
     };
 
     let progress = SharedProgress::new(progress);
@@ -119,6 +123,7 @@ fn compress_streams(data: &[u8], model: &Model, progress: Progress) -> Result<Ve
             .collect(),
         precision_bits: PRECISION_BITS,
         flags: 0,
+        index_id: model.index().map(|index| index.id),
     };
     container::pack(&header, &payloads)
 }
@@ -299,7 +304,7 @@ fn previous_id(stream: &[u8], position: usize) -> u32 {
     stream.get(position - 1).map_or(0, |&byte| u32::from(byte))
 }
 
-/// Returns `ModelMismatch` unless the header names `model`.
+/// Returns `ModelMismatch` unless the header names `model` and the model's index.
 pub fn check_model(header: &Header, model: &Model) -> Result<()> {
     let expected = model.short_id();
     if header.model_id != expected {
@@ -308,6 +313,19 @@ pub fn check_model(header: &Header, model: &Model) -> Result<()> {
              pass --model with the matching model",
             model_id_hex(&header.model_id),
             model_id_hex(&expected)
+        )));
+    }
+    let index_id = model.index().map(|index| index.id);
+    if header.index_id != index_id {
+        // The model id covers the index id, so this is a damaged header or a model without
+        // its index.
+        let hex_or_none =
+            |id: Option<[u8; INDEX_ID_SIZE]>| id.as_ref().map_or("none".to_owned(), id_hex);
+        return Err(Error::ModelMismatch(format!(
+            "file was compressed with index {}, but model {} reads index {}; the header is damaged",
+            hex_or_none(header.index_id),
+            model_id_hex(&expected),
+            hex_or_none(index_id)
         )));
     }
     Ok(())
@@ -358,7 +376,9 @@ fn decompress_streams(blob: &[u8], model: &Model, progress: Progress) -> Result<
         // network's forward pass could still run in parallel with a barrier per position.
         let groups = match model.config.retrieval {
             Retrieval::None => thread_groups(chunk_lengths.len()),
-            Retrieval::History => std::iter::once(0..chunk_lengths.len()).collect(),
+            Retrieval::History | Retrieval::HistoryIndex => {
+                std::iter::once(0..chunk_lengths.len()).collect()
+            }
         };
         let results = run_groups(&groups, |range| {
             let base = chunk * DECODE_GROUP + range.start;
@@ -451,10 +471,8 @@ fn decode_group(
         }
     };
 
-    let mut retriever = match model.config.retrieval {
-        Retrieval::None => None,
-        Retrieval::History => Some(HistoryRetriever::new(lengths)),
-    };
+    let mut retriever =
+        Retriever::new(model.config.retrieval, lengths, model.index()).map_err(at(0, 0))?;
     let mut ids = vec![0u32; outputs.len()];
     let mut row = [0u32; ALPHABET_SIZE];
     for position in 0..longest {

@@ -6,10 +6,10 @@
 
 use serde_json::{Map, Value};
 
-use crate::pyrepr::{json_repr, str_list_repr, str_repr};
+use crate::pyrepr::{json_repr, json_string, str_list_repr, str_repr};
 
 /// Every config key, in the sorted order of the canonical JSON.
-const KNOWN_KEYS: [&str; 12] = [
+const KNOWN_KEYS: [&str; 14] = [
     "arch",
     "chunk_size",
     "d_conv",
@@ -17,6 +17,8 @@ const KNOWN_KEYS: [&str; 12] = [
     "d_state",
     "expand",
     "headdim",
+    "index",
+    "index_id",
     "kan_grid",
     "mlp",
     "mlp_hidden",
@@ -24,9 +26,13 @@ const KNOWN_KEYS: [&str; 12] = [
     "retrieval",
 ];
 
-/// Fields added after the first shipped models, with their defaults. The canonical JSON
-/// leaves them out at these values, so the ids of older exports do not change.
+/// Integer fields added after the first shipped models, whose default is 0. The canonical
+/// JSON leaves them out at 0, and the string fields `index` and `index_id` when empty, so the
+/// ids of older exports do not change.
 const LATER_KEYS: [&str; 2] = ["mlp_hidden", "kan_grid"];
+
+/// Length of `index_id`: the 16-byte index id in hex.
+const INDEX_ID_HEX_DIGITS: usize = 32;
 
 /// Integer fields that must be positive, in the order `ModelConfig.validate` checks them.
 const POSITIVE_KEYS: [&str; 7] = [
@@ -71,6 +77,9 @@ pub enum Retrieval {
     None,
     /// The match model over the container's own history (`crate::retrieval`).
     History,
+    /// The history match where there is one, else the longest match in the model's external
+    /// index (`crate::index`).
+    HistoryIndex,
 }
 
 impl Retrieval {
@@ -78,6 +87,7 @@ impl Retrieval {
         match self {
             Retrieval::None => "none",
             Retrieval::History => "history",
+            Retrieval::HistoryIndex => "history+index",
         }
     }
 }
@@ -100,6 +110,11 @@ pub struct ModelConfig {
     /// the canonical JSON, where a gated or MLP-free config may still carry it.
     pub kan_grid: usize,
     pub retrieval: Retrieval,
+    /// With `Retrieval::HistoryIndex`: the file name of the index, in the model's folder;
+    /// else empty.
+    pub index: String,
+    /// With `Retrieval::HistoryIndex`: the index id as 32 lower-case hex digits; else empty.
+    pub index_id: String,
 }
 
 impl ModelConfig {
@@ -188,17 +203,8 @@ impl ModelConfig {
                  (exact int8 matmuls), got kan_grid={kan_grid}, d_model={d_model}"
             ));
         }
-        let retrieval = match data.get("retrieval") {
-            None => Retrieval::None,
-            Some(Value::String(text)) if text == "none" => Retrieval::None,
-            Some(Value::String(text)) if text == "history" => Retrieval::History,
-            Some(value) => {
-                return Err(format!(
-                    "unknown retrieval {}; expected 'none' or 'history'",
-                    json_repr(value)
-                ))
-            }
-        };
+        let retrieval = retrieval_field(data)?;
+        let (index, index_id) = index_fields(data, retrieval)?;
         // The Python reference runs KAN models; nnzip-core leaves them out, because the
         // ablation kept the gated MLP.
         let mlp = match mlp_name {
@@ -240,13 +246,16 @@ impl ModelConfig {
             mlp_hidden: size(mlp_hidden)?,
             kan_grid: size(kan_grid)?,
             retrieval,
+            index,
+            index_id,
         })
     }
 
     /// Returns the config as `json.dumps(dataclasses.asdict(config), sort_keys=True)` writes
     /// it, which is the text that the model id covers.
     ///
-    /// `mlp_hidden` and `kan_grid` are left out at 0, as Python's `to_json` does.
+    /// `mlp_hidden` and `kan_grid` are left out at 0, and `index` and `index_id` when empty,
+    /// as Python's `to_json` does.
     pub fn to_canonical_json(&self) -> String {
         let later = |key: &str, value: usize| {
             if value == 0 {
@@ -255,9 +264,16 @@ impl ModelConfig {
                 format!("\"{key}\": {value}, ")
             }
         };
+        let later_text = |key: &str, value: &str| {
+            if value.is_empty() {
+                String::new()
+            } else {
+                format!("\"{key}\": {}, ", json_string(value))
+            }
+        };
         format!(
             "{{\"arch\": \"ssm\", \"chunk_size\": {}, \"d_conv\": {}, \"d_model\": {}, \
-             \"d_state\": {}, \"expand\": {}, \"headdim\": {}, {}\"mlp\": \"{}\", {}\
+             \"d_state\": {}, \"expand\": {}, \"headdim\": {}, {}{}{}\"mlp\": \"{}\", {}\
              \"n_layer\": {}, \"retrieval\": \"{}\"}}",
             self.chunk_size,
             self.d_conv,
@@ -265,6 +281,8 @@ impl ModelConfig {
             self.d_state,
             self.expand,
             self.headdim,
+            later_text("index", &self.index),
+            later_text("index_id", &self.index_id),
             later("kan_grid", self.kan_grid),
             self.mlp.name(),
             later("mlp_hidden", self.mlp_hidden),
@@ -333,6 +351,64 @@ fn mlp_field(data: &Map<String, Value>) -> Result<&str, String> {
     }
 }
 
+/// Reads the `retrieval` field, "none" when missing.
+fn retrieval_field(data: &Map<String, Value>) -> Result<Retrieval, String> {
+    match data.get("retrieval") {
+        None => Ok(Retrieval::None),
+        Some(Value::String(text)) if text == "none" => Ok(Retrieval::None),
+        Some(Value::String(text)) if text == "history" => Ok(Retrieval::History),
+        Some(Value::String(text)) if text == "history+index" => Ok(Retrieval::HistoryIndex),
+        Some(value) => Err(format!(
+            "unknown retrieval {}; expected 'none', 'history' or 'history+index'",
+            json_repr(value)
+        )),
+    }
+}
+
+/// Reads and checks `index` and `index_id`, which "history+index" needs and every other
+/// retrieval kind leaves empty, as `ModelConfig.validate_index` does.
+fn index_fields(
+    data: &Map<String, Value>,
+    retrieval: Retrieval,
+) -> Result<(String, String), String> {
+    let empty = Value::String(String::new());
+    let index_value = data.get("index").unwrap_or(&empty);
+    let id_value = data.get("index_id").unwrap_or(&empty);
+    let (Value::String(index), Value::String(index_id)) = (index_value, id_value) else {
+        return Err(format!(
+            "config fields index and index_id must be strings, got {} and {}",
+            json_repr(index_value),
+            json_repr(id_value)
+        ));
+    };
+    if retrieval != Retrieval::HistoryIndex {
+        if !index.is_empty() || !index_id.is_empty() {
+            return Err(format!(
+                "index {} and index_id {} are set, but retrieval {} reads no index",
+                str_repr(index),
+                str_repr(index_id),
+                str_repr(retrieval.name())
+            ));
+        }
+        return Ok((String::new(), String::new()));
+    }
+    // A plain file name, so the index can only be the one beside the model.
+    if index.is_empty() || index.contains(['/', '\\']) || index == "." || index == ".." {
+        return Err(format!(
+            "retrieval 'history+index' needs index, a file name next to the model, got {}",
+            str_repr(index)
+        ));
+    }
+    let lower_hex = |c: char| c.is_ascii_digit() || ('a'..='f').contains(&c);
+    if index_id.chars().count() != INDEX_ID_HEX_DIGITS || !index_id.chars().all(lower_hex) {
+        return Err(format!(
+            "index_id must be {INDEX_ID_HEX_DIGITS} lower-case hex digits, got {}",
+            str_repr(index_id)
+        ));
+    }
+    Ok((index.clone(), index_id.clone()))
+}
+
 /// Checks a string field whose only valid value (and Python default) is `expected`.
 fn check_choice(data: &Map<String, Value>, key: &str, expected: &str) -> Result<(), String> {
     match data.get(key) {
@@ -376,8 +452,8 @@ mod tests {
         assert_eq!(
             message,
             "unknown config keys ['depth', 'width']; known keys: ['arch', 'chunk_size', 'd_conv', \
-             'd_model', 'd_state', 'expand', 'headdim', 'kan_grid', 'mlp', 'mlp_hidden', 'n_layer', \
-             'retrieval']"
+             'd_model', 'd_state', 'expand', 'headdim', 'index', 'index_id', 'kan_grid', 'mlp', \
+             'mlp_hidden', 'n_layer', 'retrieval']"
         );
     }
 
@@ -472,5 +548,101 @@ mod tests {
     fn non_object_rejected() {
         let message = ModelConfig::from_json("[1, 2]").unwrap_err();
         assert_eq!(message, "config is [1, 2], expected a JSON object");
+    }
+
+    const INDEXED: &str = r#"{"arch": "ssm", "chunk_size": 16, "d_conv": 4, "d_model": 32, "d_state": 8, "expand": 2, "headdim": 16, "index": "tiny_index.nzi", "index_id": "9a7a149441de1f117c1426330c9dc467", "mlp": "none", "n_layer": 2, "retrieval": "history+index"}"#;
+
+    #[test]
+    fn index_fields_in_canonical_json() {
+        let config = ModelConfig::from_json(INDEXED).unwrap();
+        assert_eq!(config.retrieval, Retrieval::HistoryIndex);
+        assert_eq!(config.index, "tiny_index.nzi");
+        assert_eq!(config.index_id, "9a7a149441de1f117c1426330c9dc467");
+        assert_eq!(config.to_canonical_json(), INDEXED);
+    }
+
+    #[test]
+    fn index_name_escaped_like_python() {
+        let text = INDEXED.replace("tiny_index.nzi", r#"r\u00e9f \"1\".nzi"#);
+        let config = ModelConfig::from_json(&text).unwrap();
+        assert_eq!(config.index, "réf \"1\".nzi");
+        assert_eq!(config.to_canonical_json(), text);
+    }
+
+    /// Returns the validation message of the indexed config with `key` set to `value` (JSON),
+    /// or removed when `value` is None.
+    fn indexed_error(key: &str, value: Option<&str>) -> String {
+        let mut data: Map<String, Value> = serde_json::from_str(INDEXED).unwrap();
+        match value {
+            Some(value) => data.insert(key.to_owned(), serde_json::from_str(value).unwrap()),
+            None => data.remove(key),
+        };
+        ModelConfig::from_map(&data).unwrap_err()
+    }
+
+    #[test]
+    fn index_fields_rejected() {
+        let cases = [
+            (
+                "retrieval",
+                Some(r#""history""#),
+                "index 'tiny_index.nzi' and index_id '9a7a149441de1f117c1426330c9dc467' are set, \
+                 but retrieval 'history' reads no index",
+            ),
+            (
+                "index",
+                None,
+                "retrieval 'history+index' needs index, a file name next to the model, got ''",
+            ),
+            (
+                "index",
+                Some(r#""models/tiny.nzi""#),
+                "retrieval 'history+index' needs index, a file name next to the model, \
+                 got 'models/tiny.nzi'",
+            ),
+            (
+                "index",
+                Some(r#""..""#),
+                "retrieval 'history+index' needs index, a file name next to the model, got '..'",
+            ),
+            (
+                "index",
+                Some("3"),
+                "config fields index and index_id must be strings, got 3 and \
+                 '9a7a149441de1f117c1426330c9dc467'",
+            ),
+            (
+                "index_id",
+                None,
+                "index_id must be 32 lower-case hex digits, got ''",
+            ),
+            (
+                "index_id",
+                Some(r#""9A7A149441DE1F117C1426330C9DC467""#),
+                "index_id must be 32 lower-case hex digits, got '9A7A149441DE1F117C1426330C9DC467'",
+            ),
+            (
+                "index_id",
+                Some(r#""9a7a149441de1f117c1426330c9dc4""#),
+                "index_id must be 32 lower-case hex digits, got '9a7a149441de1f117c1426330c9dc4'",
+            ),
+        ];
+        for (key, value, message) in cases {
+            assert_eq!(indexed_error(key, value), message, "{key} = {value:?}");
+        }
+    }
+
+    #[test]
+    fn index_without_index_retrieval_rejected() {
+        let message = ModelConfig::from_json(r#"{"index_id": "00"}"#).unwrap_err();
+        assert_eq!(
+            message,
+            "index '' and index_id '00' are set, but retrieval 'none' reads no index"
+        );
+        let message = ModelConfig::from_json(r#"{"retrieval": "index"}"#).unwrap_err();
+        assert_eq!(
+            message,
+            "unknown retrieval 'index'; expected 'none', 'history' or 'history+index'"
+        );
     }
 }

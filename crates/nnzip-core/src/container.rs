@@ -1,7 +1,8 @@
 //! The `.nz` container: members of a fixed header, a stream table, a header CRC and payloads.
 //!
-//! A member is model-coded (version 1) or stored, raw or as a zstd frame (version 2).
-//! `docs/FORMAT.md` specifies the layout and every rule that [`unpack_member`] checks, in the
+//! A member is model-coded (version 1), stored, raw or as a zstd frame (version 2), or
+//! model-coded with a model that reads an external index, which the member names by id
+//! (version 3). `docs/FORMAT.md` specifies the layout and every rule that [`unpack_member`] checks, in the
 //! order it checks them. All integers are little-endian. Messages match `nnzip/container.py`.
 
 use crate::error::{Error, Result};
@@ -9,11 +10,14 @@ use crate::pyrepr::bytes_repr;
 
 pub const MAGIC: [u8; 4] = *b"NNZ\x1a";
 /// The newest version this reader decodes.
-pub const FORMAT_VERSION: u8 = 2;
+pub const FORMAT_VERSION: u8 = 3;
 /// The version of model-coded members.
 pub const MODEL_VERSION: u8 = 1;
 /// The version that added stored members.
 pub const STORED_VERSION: u8 = 2;
+/// The version of model-coded members that name an index, in the 16 bytes after the fixed
+/// header.
+pub const INDEX_VERSION: u8 = 3;
 /// Flags of a version 2 member: how its single payload stores the original bytes.
 pub const FLAG_STORED_RAW: u8 = 1;
 pub const FLAG_STORED_ZSTD: u8 = 2;
@@ -22,6 +26,7 @@ pub const FLAG_STORED_ZSTD: u8 = 2;
 pub const MAX_STORED_ZSTD_LENGTH: u64 = 1 << 24;
 pub const PRECISION_BITS: u8 = 16;
 pub const MODEL_ID_SIZE: usize = 16;
+pub const INDEX_ID_SIZE: usize = 16;
 pub const FIXED_HEADER_SIZE: usize = 40;
 
 /// Original length (u64) and compressed size (u64) of one stream.
@@ -47,6 +52,8 @@ pub struct Header {
     pub precision_bits: u8,
     /// 0 for a model-coded member, else FLAG_STORED_RAW or FLAG_STORED_ZSTD.
     pub flags: u8,
+    /// The index id of a version 3 member, else None.
+    pub index_id: Option<[u8; INDEX_ID_SIZE]>,
 }
 
 impl Header {
@@ -54,16 +61,37 @@ impl Header {
         self.flags != 0
     }
 
+    /// Returns the format version of the member: the lowest one that can hold it.
+    pub fn version(&self) -> u8 {
+        if self.is_stored() {
+            STORED_VERSION
+        } else if self.index_id.is_some() {
+            INDEX_VERSION
+        } else {
+            MODEL_VERSION
+        }
+    }
+
     /// Bytes of the whole member: header, stream table, header CRC and payloads.
     pub fn member_size(&self) -> u128 {
-        let header =
-            FIXED_HEADER_SIZE + STREAM_ENTRY_SIZE * self.stream_sizes.len() + HEADER_CRC_SIZE;
+        let header = table_start(self.version())
+            + STREAM_ENTRY_SIZE * self.stream_sizes.len()
+            + HEADER_CRC_SIZE;
         header as u128
             + self
                 .stream_sizes
                 .iter()
                 .map(|&size| u128::from(size))
                 .sum::<u128>()
+    }
+}
+
+/// Returns the offset of the stream table in a member of `version`.
+pub fn table_start(version: u8) -> usize {
+    if version == INDEX_VERSION {
+        FIXED_HEADER_SIZE + INDEX_ID_SIZE
+    } else {
+        FIXED_HEADER_SIZE
     }
 }
 
@@ -104,15 +132,11 @@ pub fn pack<P: AsRef<[u8]>>(header: &Header, payloads: &[P]) -> Result<Vec<u8>> 
         ))
     })?;
 
-    let table_end = FIXED_HEADER_SIZE + STREAM_ENTRY_SIZE * sizes.len();
+    let table_end = table_start(header.version()) + STREAM_ENTRY_SIZE * sizes.len();
     let payload_bytes: usize = payloads.iter().map(|payload| payload.as_ref().len()).sum();
     let mut out = Vec::with_capacity(table_end + HEADER_CRC_SIZE + payload_bytes);
     out.extend_from_slice(&MAGIC);
-    out.push(if header.is_stored() {
-        STORED_VERSION
-    } else {
-        MODEL_VERSION
-    });
+    out.push(header.version());
     out.push(header.flags);
     out.push(header.precision_bits);
     out.push(0); // reserved
@@ -120,6 +144,9 @@ pub fn pack<P: AsRef<[u8]>>(header: &Header, payloads: &[P]) -> Result<Vec<u8>> 
     out.extend_from_slice(&header.original_length.to_le_bytes());
     out.extend_from_slice(&header.crc32.to_le_bytes());
     out.extend_from_slice(&stream_count.to_le_bytes());
+    if let Some(index_id) = &header.index_id {
+        out.extend_from_slice(index_id);
+    }
     for (length, size) in header.stream_lengths.iter().zip(&sizes) {
         out.extend_from_slice(&length.to_le_bytes());
         out.extend_from_slice(&size.to_le_bytes());
@@ -137,6 +164,12 @@ fn check_header_fields(header: &Header) -> Result<()> {
         return Err(Error::InvalidArgument(format!(
             "flags {}, expected 0, {FLAG_STORED_RAW} or {FLAG_STORED_ZSTD}",
             header.flags
+        )));
+    }
+    if let (true, Some(index_id)) = (header.is_stored(), &header.index_id) {
+        return Err(Error::InvalidArgument(format!(
+            "stored member with index id {}, expected none: only model-coded members name an index",
+            model_id_hex(index_id)
         )));
     }
     if header.precision_bits != PRECISION_BITS {
@@ -192,7 +225,8 @@ pub fn unpack_member(data: &[u8]) -> Result<(Header, Vec<&[u8]>)> {
     let stream_count = fields.stream_count as usize;
 
     // stream_count < 2**32, so these sums cannot overflow a 64-bit usize.
-    let table_end = FIXED_HEADER_SIZE + stream_count * STREAM_ENTRY_SIZE;
+    let start = table_start(fields.version);
+    let table_end = start + stream_count * STREAM_ENTRY_SIZE;
     let payload_start = table_end + HEADER_CRC_SIZE;
     if payload_start > data.len() {
         return Err(Error::InvalidData(format!(
@@ -205,7 +239,7 @@ pub fn unpack_member(data: &[u8]) -> Result<(Header, Vec<&[u8]>)> {
     check_header_crc(data, table_end)?;
     check_header_values(&fields)?;
 
-    let (lengths, sizes): (Vec<u64>, Vec<u64>) = data[FIXED_HEADER_SIZE..table_end]
+    let (lengths, sizes): (Vec<u64>, Vec<u64>) = data[start..table_end]
         .chunks_exact(STREAM_ENTRY_SIZE)
         .map(|entry| (read_u64(entry, 0), read_u64(entry, 8)))
         .unzip();
@@ -224,6 +258,8 @@ pub fn unpack_member(data: &[u8]) -> Result<(Header, Vec<&[u8]>)> {
         stream_sizes: sizes,
         precision_bits: fields.precision_bits,
         flags: fields.flags,
+        index_id: (fields.version == INDEX_VERSION)
+            .then(|| data[FIXED_HEADER_SIZE..start].try_into().expect("16 bytes")),
     };
     Ok((header, payloads))
 }
@@ -307,7 +343,7 @@ fn check_header_crc(data: &[u8], table_end: usize) -> Result<()> {
 
 /// Checks the fields that the header CRC has already confirmed as written.
 fn check_header_values(fields: &FixedFields) -> Result<()> {
-    if fields.version == MODEL_VERSION && fields.flags != 0 {
+    if [MODEL_VERSION, INDEX_VERSION].contains(&fields.version) && fields.flags != 0 {
         return Err(Error::InvalidData(format!(
             "unknown flags {:#04x}, expected 0 (every flag is reserved)",
             fields.flags
@@ -437,19 +473,36 @@ mod tests {
             stream_sizes: sizes,
             precision_bits: PRECISION_BITS,
             flags: 0,
+            index_id: None,
         }
     }
 
+    const SAMPLE_INDEX_ID: [u8; INDEX_ID_SIZE] = *b"index-id-16bytes";
+
+    fn sample_payloads() -> [Vec<u8>; 3] {
+        [vec![1u8, 2, 3], vec![], vec![9u8; 5]]
+    }
+
     fn sample_container() -> Vec<u8> {
-        let payloads = [vec![1u8, 2, 3], vec![], vec![9u8; 5]];
         let header = sample_header(vec![10, 1, 20], vec![3, 0, 5]);
-        pack(&header, &payloads).unwrap()
+        pack(&header, &sample_payloads()).unwrap()
+    }
+
+    fn sample_index_header() -> Header {
+        Header {
+            index_id: Some(SAMPLE_INDEX_ID),
+            ..sample_header(vec![10, 1, 20], vec![3, 0, 5])
+        }
+    }
+
+    fn sample_index_container() -> Vec<u8> {
+        pack(&sample_index_header(), &sample_payloads()).unwrap()
     }
 
     /// Rewrites the header CRC after a change to the header, so the later rules see the change.
     fn fix_header_crc(data: &mut [u8]) {
         let count = read_u32(data, 36) as usize;
-        let table_end = FIXED_HEADER_SIZE + STREAM_ENTRY_SIZE * count;
+        let table_end = table_start(data[4]) + STREAM_ENTRY_SIZE * count;
         let crc = crc32fast::hash(&data[..table_end]);
         data[table_end..table_end + 4].copy_from_slice(&crc.to_le_bytes());
     }
@@ -503,12 +556,12 @@ mod tests {
     #[test]
     fn newer_version_rejected_before_crc() {
         let mut data = sample_container();
-        data[4] = 3;
+        data[4] = 4;
         let error = unpack_error(&data);
         assert!(matches!(error, Error::UnsupportedVersion(_)), "{error:?}");
         assert_eq!(
             error.to_string(),
-            "format version 3 is newer than the newest version this nnzip reads (2); \
+            "format version 4 is newer than the newest version this nnzip reads (3); \
              upgrade nnzip to decode this file"
         );
     }
@@ -521,7 +574,7 @@ mod tests {
         assert!(matches!(error, Error::InvalidData(_)), "{error:?}");
         assert_eq!(
             error.to_string(),
-            "invalid format version 0, expected 1 to 2"
+            "invalid format version 0, expected 1 to 3"
         );
     }
 
@@ -692,6 +745,113 @@ mod tests {
     fn pack_rejects_invalid_stream_table() {
         let header = sample_header(vec![0], vec![1]);
         let error = pack(&header, &[vec![1u8]]).unwrap_err();
+        assert!(matches!(error, Error::InvalidArgument(_)), "{error:?}");
+    }
+
+    #[test]
+    fn index_member_round_trip() {
+        let data = sample_index_container();
+        assert_eq!(data[4], INDEX_VERSION);
+        assert_eq!(&data[40..56], &SAMPLE_INDEX_ID);
+        // The stream table starts at 56: stream 0 has length 10 and size 3.
+        assert_eq!(read_u64(&data, 56), 10);
+        assert_eq!(read_u64(&data, 64), 3);
+        let crc = crc32fast::hash(&data[..56 + 16 * 3]);
+        assert_eq!(read_u32(&data, 56 + 16 * 3), crc);
+
+        let (header, payloads) = unpack(&data).unwrap();
+        assert_eq!(header, sample_index_header());
+        assert_eq!(header.version(), INDEX_VERSION);
+        assert_eq!(header.member_size(), data.len() as u128);
+        assert_eq!(payloads, vec![&[1u8, 2, 3][..], &[][..], &[9u8; 5][..]]);
+    }
+
+    #[test]
+    fn index_member_is_16_bytes_longer() {
+        assert_eq!(
+            sample_index_container().len(),
+            sample_container().len() + 16
+        );
+        let header = Header {
+            index_id: Some(SAMPLE_INDEX_ID),
+            ..sample_header(vec![], vec![])
+        };
+        let data = pack::<Vec<u8>>(&header, &[]).unwrap();
+        assert_eq!(data.len(), 60);
+        assert_eq!(unpack(&data).unwrap().0, header);
+    }
+
+    #[test]
+    fn index_id_covered_by_header_crc() {
+        for offset in 40..56 {
+            let mut data = sample_index_container();
+            data[offset] ^= 0x10;
+            let message = unpack_error(&data).to_string();
+            assert!(
+                message.starts_with("header CRC32 mismatch"),
+                "byte {offset}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn index_member_flags_rejected() {
+        let mut data = sample_index_container();
+        data[5] = FLAG_STORED_RAW;
+        fix_header_crc(&mut data);
+        let message = unpack_error(&data).to_string();
+        assert_eq!(
+            message,
+            "unknown flags 0x01, expected 0 (every flag is reserved)"
+        );
+    }
+
+    #[test]
+    fn version_byte_selects_table_start() {
+        // Relabelled as version 3, the member of 100 bytes needs 16 more for its header.
+        let mut data = sample_container();
+        data[4] = INDEX_VERSION;
+        let message = unpack_error(&data).to_string();
+        assert_eq!(
+            message,
+            "truncated header: a stream table of 3 streams ends at byte 108, but the data has 100 bytes"
+        );
+
+        // With payloads behind it, the first stream entry is read as the index id, and the
+        // header CRC no longer matches.
+        data.extend_from_slice(&[0; 16]);
+        let message = unpack_error(&data).to_string();
+        assert!(message.starts_with("header CRC32 mismatch"), "{message}");
+    }
+
+    #[test]
+    fn every_index_member_truncation_rejected() {
+        let data = sample_index_container();
+        for cut in 0..data.len() {
+            let error = unpack_error(&data[..cut]);
+            assert!(error.is_invalid_data(), "cut {cut}: {error:?}");
+        }
+    }
+
+    #[test]
+    fn truncated_index_header_rejected() {
+        let data = sample_index_container();
+        let message = unpack_error(&data[..50]).to_string();
+        assert_eq!(
+            message,
+            "truncated header: a stream table of 3 streams ends at byte 108, but the data has 50 bytes"
+        );
+    }
+
+    #[test]
+    fn pack_rejects_stored_member_with_index() {
+        let header = Header {
+            model_id: [0; MODEL_ID_SIZE],
+            flags: FLAG_STORED_RAW,
+            index_id: Some(SAMPLE_INDEX_ID),
+            ..sample_header(vec![3], vec![3])
+        };
+        let error = pack(&header, &[vec![1u8, 2, 3]]).unwrap_err();
         assert!(matches!(error, Error::InvalidArgument(_)), "{error:?}");
     }
 

@@ -1,8 +1,8 @@
 //! nnzip-core: the Rust implementation of nnzip's `.nz` format.
 //!
 //! It reads and writes the same bytes as the Python reference in `nnzip/`: the integer model
-//! of docs/inference-spec.md, the range coder of docs/coder.md and the container of
-//! docs/FORMAT.md.
+//! of docs/inference-spec.md, the retrievers and the external index of docs/retrieval.md, the
+//! range coder of docs/coder.md and the container of docs/FORMAT.md.
 //!
 //! ```no_run
 //! use std::path::Path;
@@ -20,6 +20,7 @@ pub mod config;
 pub mod container;
 pub mod error;
 pub mod fixedpoint;
+pub mod index;
 mod inference;
 pub mod members;
 pub mod model;

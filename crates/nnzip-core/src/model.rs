@@ -16,8 +16,9 @@ use crate::coder::ALPHABET_SIZE;
 use crate::config::{Mlp, ModelConfig, Retrieval};
 use crate::error::{Error, Result};
 use crate::fixedpoint::{Requant, DECAY_BITS, DELTA_BITS, RESIDUAL_LIMIT};
+use crate::index::{id_hex, Index};
 use crate::pyrepr::str_repr;
-use crate::retrieval::BUCKETS;
+use crate::retrieval::bucket_count;
 
 pub const EXPORT_FORMAT: &str = "nnzip-int";
 pub const EXPORT_VERSION: i64 = 1;
@@ -118,6 +119,8 @@ pub struct Model {
     /// `round(2**30 * exp(-j / 64))` for each logit distance j.
     pub(crate) exp_table: Vec<i64>,
     pub(crate) retrieval: Option<RetrievalHead>,
+    /// The external index of retrieval "history+index", whose id the config names.
+    index: Option<Index>,
 }
 
 /// The retrieval head: the boost that a match adds to the logit of its predicted byte.
@@ -139,16 +142,24 @@ pub struct ExportInfo {
 }
 
 impl Model {
-    /// Loads an export written by `nnzip.export`; returns `ModelLoad` on any problem.
+    /// Loads an export written by `nnzip.export`, and for retrieval "history+index" the
+    /// index that its config names from the same folder. Returns `ModelLoad` on any problem.
     pub fn load(path: &Path) -> Result<Model> {
         let bytes = read_model_file(path)?;
-        let file = ExportFile::parse(path, &bytes)?;
-        file.build_model()
+        Model::from_bytes(path, &bytes)
     }
 
-    /// Loads an export from bytes in memory; `path` is only used in messages.
+    /// Loads an export from bytes in memory. `path` is used in messages, and its folder is
+    /// where the index of a "history+index" model is read from.
     pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Model> {
-        ExportFile::parse(path, bytes)?.build_model()
+        let mut model = ExportFile::parse(path, bytes)?.build_model()?;
+        model.index = load_model_index(path, &model.config)?;
+        Ok(model)
+    }
+
+    /// Returns the external index of a model with retrieval "history+index", else None.
+    pub fn index(&self) -> Option<&Index> {
+        self.index.as_ref()
     }
 
     /// Returns the first 16 bytes of the model id, as stored in the `.nz` header.
@@ -165,6 +176,40 @@ pub fn read_export_info(path: &Path) -> Result<ExportInfo> {
         config: file.config,
         id: file.id,
     })
+}
+
+/// Loads the index that a model with retrieval "history+index" names, from the model's
+/// folder, and checks its id against the config.
+fn load_model_index(path: &Path, config: &ModelConfig) -> Result<Option<Index>> {
+    if config.retrieval != Retrieval::HistoryIndex {
+        return Ok(None);
+    }
+    let index_path = path
+        .parent()
+        .unwrap_or_else(|| Path::new(""))
+        .join(&config.index);
+    if !index_path.is_file() {
+        return Err(Error::ModelLoad(format!(
+            "model {} needs the index {} (id {}) next to it, but {} does not exist; \
+             copy the index that shipped with the model there",
+            path.display(),
+            config.index,
+            config.index_id,
+            index_path.display()
+        )));
+    }
+    let index = Index::load(&index_path)?;
+    let id = id_hex(&index.id);
+    if id != config.index_id {
+        return Err(Error::ModelLoad(format!(
+            "index {} has id {id}, but model {} was trained with index id {}; \
+             copy the index that shipped with the model there",
+            index_path.display(),
+            path.display(),
+            config.index_id
+        )));
+    }
+    Ok(Some(index))
 }
 
 fn read_model_file(path: &Path) -> Result<Vec<u8>> {
@@ -263,6 +308,7 @@ impl<'a> ExportFile<'a> {
             head,
             exp_table,
             retrieval,
+            index: None,
         })
     }
 
@@ -271,7 +317,8 @@ impl<'a> ExportFile<'a> {
         if self.config.retrieval == Retrieval::None {
             return Ok(None);
         }
-        let bias = self.int_tensor("retrieval.bias", &[BUCKETS])?;
+        let buckets = bucket_count(self.config.retrieval);
+        let bias = self.int_tensor("retrieval.bias", &[buckets])?;
         self.check_range("retrieval.bias", &bias, -RETRIEVAL_LIMIT, RETRIEVAL_LIMIT)?;
         let table_len = (GATE_HIGH - GATE_LOW + 1) as usize;
         let softplus_table = self.int_tensor("retrieval.softplus_table", &[table_len])?;

@@ -82,6 +82,33 @@ pub fn str_list_repr<S: AsRef<str>>(items: &[S]) -> String {
     format!("[{}]", parts.join(", "))
 }
 
+/// Formats a string as Python's `json.dumps` does by default (`ensure_ascii=True`): in
+/// double quotes, with every character outside printable ASCII escaped, as `\uXXXX` (a
+/// surrogate pair above U+FFFF) where JSON has no short escape.
+pub fn json_string(text: &str) -> String {
+    let mut out = String::from('"');
+    for character in text.chars() {
+        match character {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            ' '..='~' => out.push(character),
+            _ => {
+                let mut units = [0u16; 2];
+                for unit in character.encode_utf16(&mut units) {
+                    out.push_str(&format!("\\u{unit:04x}"));
+                }
+            }
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// Python uses single quotes unless the text contains a single quote and no double quote.
 fn pick_quote(has_single: bool, has_double: bool) -> char {
     if has_single && !has_double {
@@ -114,5 +141,16 @@ mod tests {
         let value: Value = serde_json::from_str(r#"[null, true, 3, "x", {"k": 1.5}]"#).unwrap();
         assert_eq!(json_repr(&value), "[None, True, 3, 'x', {'k': 1.5}]");
         assert_eq!(str_list_repr(&["a", "b"]), "['a', 'b']");
+    }
+
+    #[test]
+    fn json_strings_like_python() {
+        assert_eq!(json_string("tiny_index.nzi"), r#""tiny_index.nzi""#);
+        assert_eq!(json_string("a\"b\\c"), r#""a\"b\\c""#);
+        assert_eq!(
+            json_string("\n\r\t\u{8}\u{c}\u{1}\u{7f}"),
+            r#""\n\r\t\b\f\u0001\u007f""#
+        );
+        assert_eq!(json_string("é€😀"), r#""\u00e9\u20ac\ud83d\ude00""#);
     }
 }

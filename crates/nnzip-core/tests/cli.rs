@@ -119,6 +119,50 @@ fn decompress_finds_model_by_id() {
 }
 
 #[test]
+fn index_model_found_by_id_with_its_index() {
+    // The model is found by the id in the header, and loads its index from the same folder.
+    let dir = scratch_dir("index-model-by-id");
+    let packed = dir.join("text.nz");
+    fs::copy(data_dir().join("text_10k.index.nz"), &packed).unwrap();
+
+    let output = nnzip_core(&[
+        "decompress",
+        text(&packed),
+        "--model-dir",
+        text(&data_dir()),
+        "-q",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let unpacked = dir.join("text");
+    assert!(fs::read(unpacked).unwrap() == fs::read(data_dir().join("text_10k.bin")).unwrap());
+}
+
+#[test]
+fn index_model_without_index_reported() {
+    let dir = scratch_dir("index-model-alone");
+    let model = dir.join("tiny_index.safetensors");
+    fs::copy(data_dir().join("tiny_index.safetensors"), &model).unwrap();
+    let output = nnzip_core(&[
+        "compress",
+        text(&data_dir().join("one_byte.bin")),
+        "-o",
+        text(&dir.join("one.nz")),
+        "--model",
+        text(&model),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert!(
+        message.starts_with(&format!(
+            "nnzip-core: error: model {} needs the index tiny_index.nzi (id ",
+            model.display()
+        )),
+        "{message}"
+    );
+    assert_eq!(message.lines().count(), 1, "{message}");
+}
+
+#[test]
 fn model_dir_variable_used() {
     let dir = scratch_dir("model-dir-variable");
     let unpacked = dir.join("one.bin");

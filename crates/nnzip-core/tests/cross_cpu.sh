@@ -5,9 +5,10 @@
 # --threads 1 and --threads 2. Then it compresses and decompresses a few small inputs under
 # qemu-x86_64, once with a CPU model that has no AVX, AVX2, FMA or AVX-512 and once with one
 # that has AVX2 and FMA but no AVX-512. Those run with the default and the fast model, and
-# with the test model against the .nz files that the Python reference wrote. Candle's matmul
-# kernels and nnzip-core's state update pick their SIMD code at run time (AVX-512, AVX2 or
-# baseline), so each emulated run takes other code paths than the host.
+# with the test models (plain, with retrieval, with retrieval and an index) against the .nz
+# files that the Python reference wrote. Candle's matmul kernels and nnzip-core's state
+# update pick their SIMD code at run time (AVX-512, AVX2 or baseline), so each emulated run
+# takes other code paths than the host.
 # All outputs must match byte for byte, and every decoded file must equal its input.
 #
 # Usage: crates/nnzip-core/tests/cross_cpu.sh
@@ -236,6 +237,18 @@ for cpu in "$qemu_cpu" "$qemu_avx2_cpu"; do
         qemu-x86_64 -cpu "$cpu" "$binary" decompress "$crate_dir/tests/data/repeat_8292.history.nz" \
         -o "$out/repeat_8292.bin" --model "$history_model" --threads 1 -q
     same_bytes "$crate_dir/tests/data/repeat_8292.bin" "$out/repeat_8292.bin"
+
+    # With the index test model, which reads tiny_index.nzi from its folder: the history
+    # match where there is one, else the longest match in the index.
+    index_model=$crate_dir/tests/data/tiny_index.safetensors
+    timed "qemu $cpu compress repeat_8292 (index model) --threads 2" \
+        qemu-x86_64 -cpu "$cpu" "$binary" compress "$crate_dir/tests/data/repeat_8292.bin" \
+        -o "$out/repeat_8292.index.nz" --model "$index_model" --threads 2 -q
+    same_bytes "$crate_dir/tests/data/repeat_8292.index.nz" "$out/repeat_8292.index.nz"
+    timed "qemu $cpu decompress repeat_8292 (index model) --threads 1" \
+        qemu-x86_64 -cpu "$cpu" "$binary" decompress "$crate_dir/tests/data/repeat_8292.index.nz" \
+        -o "$out/repeat_8292.index.bin" --model "$index_model" --threads 1 -q
+    same_bytes "$crate_dir/tests/data/repeat_8292.bin" "$out/repeat_8292.index.bin"
 done
 
 if ((failures > 0)); then

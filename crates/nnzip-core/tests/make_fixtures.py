@@ -2,13 +2,16 @@
 
 Run from the repository root with the shared data folder beside it:
 
-    PYTHONPATH=. python crates/nnzip-core/tests/make_fixtures.py
+    PYTHONPATH=. python crates/nnzip-core/tests/make_fixtures.py [index]
+
+With the argument `index` it writes only the index fixtures.
 
 It trains the `tiny` preset for a few steps on one thread, exports it to the integer model
 `tiny.safetensors`, and writes each input `NAME.bin` with its `.nz` compressed by
 nnzip.codec. It does the same with a gated MLP in each layer (`tiny_gated.safetensors` and
 `text_10k.gated.nz`) and with own-history retrieval (`tiny_history.safetensors` and the
-`.history.nz` files). `step_freqs.json` contains the frequencies of the first steps on the text input,
+`.history.nz` files), and with own-history plus index retrieval (`tiny_index.safetensors`,
+its index `tiny_index.nzi` and the `.index.nz` files). `step_freqs.json` contains the frequencies of the first steps on the text input,
 which locate a mismatch more precisely than a `.nz` file does. Torch with one thread and the
 same seed gives the same float model on the same machine; the exported integers may differ
 on another CPU, but the fixtures stay consistent with each other because all of them are
@@ -40,6 +43,8 @@ RANDOM_SEED, RANDOM_LENGTH = 2024, 5000  # two streams: 4096 bytes and 904 bytes
 STEP_FREQS_POSITIONS = 8
 GATED = ["mlp=gated", "mlp_hidden=24"]
 HISTORY = ["retrieval=history"]
+INDEX = ["retrieval=history+index"]
+INDEX_CORPUS = 40_000  # the first bytes of pg41, which include the text_10k slice
 
 
 def fixture_inputs(shared: Path) -> dict[str, bytes]:
@@ -54,7 +59,8 @@ def fixture_inputs(shared: Path) -> dict[str, bytes]:
     }
 
 
-def train_tiny_model(shared: Path, workdir: Path, name: str = "tiny", overrides: list[str] | None = None) -> Path:
+def train_tiny_model(shared: Path, workdir: Path, name: str = "tiny", overrides: list[str] | None = None,
+                     index: Path | None = None) -> Path:
     corpus = (shared / "enwik8-head").read_bytes()[:TRAIN_BYTES]
     corpus_path = workdir / "train.txt"
     corpus_path.write_bytes(corpus)
@@ -70,6 +76,7 @@ def train_tiny_model(shared: Path, workdir: Path, name: str = "tiny", overrides:
         valid="",
         seed=0,
         threads=1,
+        index=str(index or ""),
     )
     run_dir = workdir / f"run-{name}"
     train(config, run_dir, progress=False)
@@ -133,6 +140,22 @@ def write_history_fixtures(shared: Path, workdir: Path) -> None:
         print(f"model {path.name}: {name} {len(data)} -> {len(blob)} bytes")
 
 
+def write_index_fixtures(shared: Path, workdir: Path) -> None:
+    """Write tiny_index.nzi (over the start of pg41), tiny_index.safetensors (own history plus
+    that index) and the `.index.nz` files of text_10k and repeat_8292."""
+    from nnzip.index import build
+
+    index_path = DATA / "tiny_index.nzi"
+    index_path.write_bytes(build((shared / "gutenberg" / "pg41.txt").read_bytes()[:INDEX_CORPUS]))
+    path = train_tiny_model(shared, workdir, "tiny_index", INDEX, index_path)
+    model = IntModel.load(path)
+    for name, data in (("text_10k", fixture_inputs(shared)["text_10k"]), ("repeat_8292", repeat_input())):
+        blob = codec.compress(data, model)
+        assert codec.decompress(blob, model) == data
+        (DATA / f"{name}.index.nz").write_bytes(blob)
+        print(f"model {path.name}: {name} {len(data)} -> {len(blob)} bytes")
+
+
 def step_frequencies(model: IntModel, data: bytes, positions: int) -> list[list[int]]:
     """Frequencies of the first `positions` steps of one stream that starts with BOS."""
     state = model.initial_state(1)
@@ -146,10 +169,15 @@ def main() -> int:
         print("make_fixtures: error: the shared data folder was not found beside the checkout", file=sys.stderr)
         return 1
     DATA.mkdir(parents=True, exist_ok=True)
+    if sys.argv[1:] == ["index"]:
+        with tempfile.TemporaryDirectory() as workdir:
+            write_index_fixtures(shared, Path(workdir))
+        return 0
     with tempfile.TemporaryDirectory() as workdir:
         model_path = train_tiny_model(shared, Path(workdir))
         gated_path = train_tiny_model(shared, Path(workdir), "tiny_gated", GATED)
         write_history_fixtures(shared, Path(workdir))
+        write_index_fixtures(shared, Path(workdir))
     model = IntModel.load(model_path)
 
     inputs = fixture_inputs(shared)

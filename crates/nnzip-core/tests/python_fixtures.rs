@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use nnzip_core::index::{self, Index};
 use nnzip_core::{codec, container, members, Error, Model};
 use safetensors::SafeTensors;
 
@@ -166,7 +167,12 @@ fn other_model_id_rejected() {
 /// Decodes `blob`, which must fail with an error of the invalid-data kinds or succeed with
 /// the original bytes. Returns whether it failed.
 fn decode_hostile(blob: &[u8], original: &[u8], label: &str) -> bool {
-    match codec::decompress(blob, model()) {
+    decode_hostile_with(model(), blob, original, label)
+}
+
+/// [`decode_hostile`] with another model.
+fn decode_hostile_with(model: &Model, blob: &[u8], original: &[u8], label: &str) -> bool {
+    match codec::decompress(blob, model) {
         Ok(decoded) => {
             assert!(
                 decoded == original,
@@ -273,6 +279,7 @@ fn more_streams_than_decode_group() {
         stream_sizes: vec![payloads[0].len() as u64; count],
         precision_bits: header.precision_bits,
         flags: 0,
+        index_id: None,
     };
     let packed = container::pack(&many, &vec![payloads[0]; count]).unwrap();
 
@@ -392,6 +399,266 @@ fn history_retrieval_codes_aligned_repeat_cheaply() {
         "{} bytes with retrieval, {} without",
         history.len(),
         plain.len()
+    );
+}
+
+fn index_model() -> &'static Model {
+    static MODEL: OnceLock<Model> = OnceLock::new();
+    MODEL.get_or_init(|| {
+        model();
+        Model::load(&data_dir().join("tiny_index.safetensors"))
+            .expect("the index fixture loads with its index")
+    })
+}
+
+const INDEX_FIXTURES: [&str; 2] = ["text_10k", "repeat_8292"];
+
+#[test]
+fn index_retrieval_model_matches_python_bytes() {
+    assert_eq!(
+        index_model().config.retrieval,
+        nnzip_core::config::Retrieval::HistoryIndex
+    );
+    for name in INDEX_FIXTURES {
+        let original = read(&format!("{name}.bin"));
+        let expected = read(&format!("{name}.index.nz"));
+        for threads in [1, 2, 3] {
+            let compressed = with_threads(threads, || {
+                codec::compress(&original, index_model()).unwrap()
+            });
+            assert!(
+                compressed == expected,
+                "{name}, {threads} threads: other bytes than Python's"
+            );
+            let decoded = with_threads(threads, || {
+                codec::decompress(&expected, index_model()).unwrap()
+            });
+            assert!(
+                decoded == original,
+                "{name}, {threads} threads: the decoded bytes differ"
+            );
+        }
+    }
+}
+
+#[test]
+fn index_model_loads_the_named_index() {
+    let loaded = index_model().index().expect("the model has its index");
+    let file = read("tiny_index.nzi");
+    assert_eq!(loaded.id, index::index_id(&file));
+    assert_eq!(index::id_hex(&loaded.id), index_model().config.index_id);
+    assert_eq!(index_model().config.index, "tiny_index.nzi");
+    assert!(model().index().is_none());
+    assert!(history_model().index().is_none());
+}
+
+#[test]
+fn index_member_is_version_3_with_index_id() {
+    for name in INDEX_FIXTURES {
+        let blob = read(&format!("{name}.index.nz"));
+        assert_eq!(blob[4], container::INDEX_VERSION, "{name}");
+        let (header, _) = container::unpack(&blob).unwrap();
+        assert_eq!(header.model_id, index_model().short_id(), "{name}");
+        assert_eq!(
+            header.index_id,
+            Some(index_model().index().unwrap().id),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn index_helps_text_from_its_corpus() {
+    // The index corpus is the start of the book that text_10k is cut from, and contains it.
+    let with_index = read("text_10k.index.nz").len();
+    let history_only = read("text_10k.history.nz").len();
+    assert!(
+        with_index * 2 < history_only,
+        "{with_index} bytes with the index, {history_only} with the history only"
+    );
+}
+
+/// Rewrites the header of a member with `index_id` (version 3), or without one (version 1).
+/// The stream table, payloads and model id stay, and the header CRC is recomputed.
+fn with_index_id(blob: &[u8], index_id: Option<[u8; 16]>) -> Vec<u8> {
+    let (header, payloads) = container::unpack(blob).unwrap();
+    let changed = container::Header { index_id, ..header };
+    container::pack(&changed, &payloads).unwrap()
+}
+
+#[test]
+fn other_index_id_rejected() {
+    let blob = with_index_id(&read("text_10k.index.nz"), Some(*b"0123456789abcdef"));
+    let error = codec::decompress(&blob, index_model()).unwrap_err();
+    assert!(matches!(error, Error::ModelMismatch(_)), "{error:?}");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "file was compressed with index 30313233343536373839616263646566, but model {} \
+             reads index {}; the header is damaged",
+            hex(&index_model().short_id()),
+            index_model().config.index_id
+        )
+    );
+}
+
+#[test]
+fn member_without_index_id_rejected() {
+    let blob = with_index_id(&read("text_10k.index.nz"), None);
+    assert_eq!(blob[4], container::MODEL_VERSION);
+    let error = codec::decompress(&blob, index_model()).unwrap_err();
+    assert!(matches!(error, Error::ModelMismatch(_)), "{error:?}");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "file was compressed with index none, but model {} reads index {}; the header is \
+             damaged",
+            hex(&index_model().short_id()),
+            index_model().config.index_id
+        )
+    );
+}
+
+#[test]
+fn index_member_rejected_by_model_without_index() {
+    // The model id matches, so only the index check can fail.
+    let indexed = with_index_id(&read("one_byte.nz"), Some(*b"0123456789abcdef"));
+    let error = codec::decompress(&indexed, model()).unwrap_err();
+    assert!(matches!(error, Error::ModelMismatch(_)), "{error:?}");
+    assert!(
+        error
+            .to_string()
+            .ends_with("reads index none; the header is damaged"),
+        "{error}"
+    );
+}
+
+#[test]
+fn index_member_damage_rejected() {
+    let blob = read("text_10k.index.nz");
+    let original = read("text_10k.bin");
+    for cut in (0..blob.len()).step_by(97).chain(0..120) {
+        let label = format!("text_10k.index.nz cut to {cut}");
+        assert!(
+            decode_hostile_with(index_model(), &blob[..cut], &original, &label),
+            "{label} decoded"
+        );
+    }
+    let streams = u32::from_le_bytes(blob[36..40].try_into().unwrap()) as usize;
+    let header_end = 60 + 16 * streams;
+    for bit in 0..header_end * 8 {
+        let mut flipped = blob.clone();
+        flipped[bit / 8] ^= 1 << (bit % 8);
+        let label = format!("text_10k.index.nz bit {bit}");
+        assert!(
+            decode_hostile_with(index_model(), &flipped, &original, &label),
+            "{label} decoded"
+        );
+    }
+}
+
+/// A temporary folder that is removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(label: &str) -> TempDir {
+        let path =
+            std::env::temp_dir().join(format!("nnzip-core-test-{}-{label}", std::process::id()));
+        // A folder left by an earlier run of the same process id is stale.
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Copies the index fixture model into a new folder, with `index` as its index file if given,
+/// and returns the folder and the model path.
+fn model_copy(label: &str, index: Option<&[u8]>) -> (TempDir, PathBuf) {
+    let folder = TempDir::new(label);
+    let model_path = folder.0.join("tiny_index.safetensors");
+    std::fs::write(&model_path, read("tiny_index.safetensors")).unwrap();
+    if let Some(index) = index {
+        std::fs::write(folder.0.join("tiny_index.nzi"), index).unwrap();
+    }
+    (folder, model_path)
+}
+
+#[test]
+fn model_copy_with_its_index_loads() {
+    let (_folder, path) = model_copy("with-index", Some(&read("tiny_index.nzi")));
+    let loaded = Model::load(&path).unwrap();
+    assert_eq!(loaded.id, index_model().id);
+    assert_eq!(
+        loaded.index().unwrap().id,
+        index_model().index().unwrap().id
+    );
+}
+
+#[test]
+fn missing_index_rejected() {
+    let (_folder, path) = model_copy("missing-index", None);
+    let error = Model::load(&path).unwrap_err();
+    assert!(matches!(error, Error::ModelLoad(_)), "{error:?}");
+    let index_path = path.with_file_name("tiny_index.nzi");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "model {} needs the index tiny_index.nzi (id {}) next to it, but {} does not exist; \
+             copy the index that shipped with the model there",
+            path.display(),
+            index_model().config.index_id,
+            index_path.display()
+        )
+    );
+}
+
+#[test]
+fn other_index_rejected() {
+    let other = index::build(b"another corpus, another index").unwrap();
+    let (_folder, path) = model_copy("other-index", Some(&other));
+    let error = Model::load(&path).unwrap_err();
+    assert!(matches!(error, Error::ModelLoad(_)), "{error:?}");
+    let index_path = path.with_file_name("tiny_index.nzi");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "index {} has id {}, but model {} was trained with index id {}; \
+             copy the index that shipped with the model there",
+            index_path.display(),
+            index::id_hex(&index::index_id(&other)),
+            path.display(),
+            index_model().config.index_id
+        )
+    );
+}
+
+#[test]
+fn corrupted_index_rejected() {
+    let file = read("tiny_index.nzi");
+    let (_folder, path) = model_copy("corrupted-index", Some(&file[..file.len() - 4]));
+    let error = Model::load(&path).unwrap_err();
+    assert!(matches!(error, Error::ModelLoad(_)), "{error:?}");
+    assert!(
+        error
+            .to_string()
+            .contains("declares a corpus of 40000 bytes"),
+        "{error}"
+    );
+
+    // An index with a valid layout whose suffix array is out of order.
+    let mut unsorted = file.clone();
+    let entries = index::HEADER_SIZE + 40_000;
+    unsorted[entries..entries + 8].rotate_left(4);
+    let error = Index::from_bytes(unsorted, "unsorted.nzi").unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "unsorted.nzi: suffix array entry 1 is out of order; rebuild the index"
     );
 }
 
