@@ -25,7 +25,7 @@ from typing import BinaryIO
 
 from nnzip.api import coder_lookup, compression_model
 from nnzip.engine import ENGINES, load_engine
-from nnzip.errors import CommandLineError, NNZipError, UsageError
+from nnzip.errors import CommandLineError, ModelMismatchError, NNZipError, UsageError
 from nnzip.container import FLAG_STORED_ZSTD
 from nnzip.members import compress_stream, decompress_stream, read_members
 from nnzip.models import find_model_by_id
@@ -205,6 +205,11 @@ def run_one(name: str, options: Options) -> int:
         raise SystemExit(INTERRUPTED)
     except MemoryError:
         return report(f"{label}: out of memory", ERROR)
+    except ModelMismatchError as err:
+        from nnzip.cli import shipped_model_hint
+
+        hint = shipped_model_hint(Path(name)) if name != "-" else ""
+        return report(f"{label}: {err}{hint}", ERROR)
     except NNZipError as err:
         return report(f"{label}: {err}", ERROR)
     except OSError as err:

@@ -517,6 +517,18 @@ def test_wrong_model_names_shipped_model(tmp_path, prose_file, level_model_dir):
     assert f"shipped model {FAST_MODEL.removesuffix('.safetensors')}; leave out --model" in message
 
 
+def test_gzip_mode_wrong_model_names_shipped_model(tmp_path, prose_file, level_model_dir):
+    result = run_nnzip("compress", "-1", prose_file.name, "-q", cwd=tmp_path, model_dir=level_model_dir)
+    assert result.returncode == 0, result.stderr
+    before = snapshot(tmp_path)
+    wrong = str(level_model_dir / DEFAULT_MODEL)
+
+    result = run_nnzip("-dc", "-m", wrong, "prose.txt.nz", cwd=tmp_path, model_dir=level_model_dir)
+
+    message = assert_clean_failure(result, tmp_path, before)
+    assert f"shipped model {FAST_MODEL.removesuffix('.safetensors')}; leave out --model" in message
+
+
 def test_api_rejects_int_data():
     import nnzip
 
