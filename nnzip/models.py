@@ -11,6 +11,9 @@ from nnzip.intmodel import IntModel
 
 DEFAULT_MODEL = "nnzip-small-v3.safetensors"
 FAST_MODEL = "nnzip-fast-v2.safetensors"
+# The default recipe with own-history retrieval plus the enwik8-1m.nzi index beside it; no level
+# picks it, `--model nnzip-small-index-v1` does.
+INDEX_MODEL = "nnzip-small-index-v1.safetensors"
 # Shipped only to decode files written with them: the earlier models of levels 1 and 4-9.
 OLD_MODELS = ("nnzip-fast-v1.safetensors", "nnzip-small-v1.safetensors", "nnzip-small-v2.safetensors")
 MODEL_SUFFIX = ".safetensors"

@@ -17,7 +17,7 @@ import nnzip
 from nnzip import codec
 from nnzip.config import PRESETS, build_config
 from nnzip.container import unpack
-from nnzip.models import DEFAULT_MODEL, FAST_MODEL, OLD_MODELS, default_model_path, find_model_by_id, load_model
+from nnzip.models import DEFAULT_MODEL, FAST_MODEL, INDEX_MODEL, OLD_MODELS, default_model_path, find_model_by_id, load_model
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 # Files of several members (NAME.members.nz) decode through nnzip.decompress; the others are
@@ -80,12 +80,24 @@ def test_golden_cases_present():
     assert len([case for case in CASES if case.endswith(".fast-v2.nz")]) >= 2
     assert len([case for case in CASES if case.endswith(".small-v2.nz")]) >= 4
     assert len([case for case in CASES if case.endswith(".small-v3.nz")]) >= 5
+    assert len([case for case in CASES if case.endswith(".small-index-v1.nz")]) >= 4
     assert len(MEMBER_CASES) >= 1
 
 
 @pytest.mark.parametrize("name", OLD_MODELS)
 def test_old_models_still_shipped(name):
     assert (default_model_path().parent / name).is_file()
+
+
+def test_index_model_ships_with_its_index():
+    model = load_model(INDEX_MODEL)
+
+    assert model.config == build_config(
+        "small",
+        ["mlp=gated", "mlp_hidden=128", "retrieval=history+index", "index=enwik8-1m.nzi", f"index_id={model.config.index_id}"],
+    )
+    assert model.index.id.hex() == model.config.index_id
+    assert len(model.index.corpus) == 1 << 20
 
 
 @pytest.mark.parametrize("case", CASES)

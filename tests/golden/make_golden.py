@@ -22,7 +22,7 @@ import zstandard  # noqa: E402
 
 from nnzip import codec  # noqa: E402
 from nnzip.container import FLAG_STORED_RAW, FLAG_STORED_ZSTD, pack_stored  # noqa: E402
-from nnzip.models import DEFAULT_MODEL, FAST_MODEL, load_model  # noqa: E402
+from nnzip.models import DEFAULT_MODEL, FAST_MODEL, INDEX_MODEL, load_model  # noqa: E402
 
 # Suffix of each shipped model's golden files, and the inputs it codes (None: all). A model
 # joins the table when it ships, because the files of a model are written once.
@@ -32,6 +32,7 @@ MODELS = {
     FAST_MODEL: (".fast-v2.nz", ["random-300.bin", "sleepy-hollow-6k.txt"]),
     "nnzip-small-v2.safetensors": (".small-v2.nz", ["empty.bin", "one-byte.bin", "random-300.bin", "sleepy-hollow-6k.txt"]),
     DEFAULT_MODEL: (".small-v3.nz", ["empty.bin", "one-byte.bin", "random-300.bin", "sleepy-hollow-6k.txt", "repeat-8k.bin"]),
+    INDEX_MODEL: (".small-index-v1.nz", ["one-byte.bin", "sleepy-hollow-6k.txt", "repeat-8k.bin", "enwik8-6k.xml"]),
 }
 MEMBERS_FILE = "mixed.bin.members.nz"
 
@@ -47,6 +48,9 @@ def inputs() -> dict[str, bytes]:
         # 4096 random bytes twice and 100 more: with own-history retrieval the second stream is
         # predicted from the first, which is coded at the same positions just before it.
         "repeat-8k.bin": repeat_8k(),
+        # Wikipedia XML from the validation part of enwik8-head, which the index model codes
+        # with matches in its index.
+        "enwik8-6k.xml": (HERE.parent.parent.parent / "shared" / "data" / "enwik8-head").read_bytes()[3_300_000:3_306_000],
     }
 
 

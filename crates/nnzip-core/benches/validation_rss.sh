@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Measures bits per byte, throughput and peak RSS of the nnzip-core binary on the full
 # validation part: bytes 3,200,000..3,600,000 of enwik8-head (400,000 bytes), with each shipped
-# model (fast, then the default small) and --threads 1 and 2. Every decoded file must equal
-# the input.
+# model (fast, the default small, then small with the enwik8-1m index) and --threads 1 and 2.
+# Every decoded file must equal the input.
 #
 # Usage: crates/nnzip-core/benches/validation_rss.sh
 #
@@ -15,7 +15,8 @@ set -euo pipefail
 
 crate_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 repo_root=$(cd "$crate_dir/../.." && pwd)
-models=("$repo_root/models/nnzip-fast-v2.safetensors" "$repo_root/models/nnzip-small-v3.safetensors")
+models=("$repo_root/models/nnzip-fast-v2.safetensors" "$repo_root/models/nnzip-small-v3.safetensors"
+    "$repo_root/models/nnzip-small-index-v1.safetensors")
 binary=$crate_dir/target/release/nnzip-core
 start=3200000
 length=400000
