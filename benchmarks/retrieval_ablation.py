@@ -1,11 +1,15 @@
-"""The retrieval ablation: the default model's recipe without retrieval and with own-history retrieval.
+"""The retrieval ablation: the default model's recipe without retrieval, with own-history
+retrieval, and with own history plus an external index.
 
 Usage (after `pip install -e '.[train,bench]'`):
     python benchmarks/retrieval_ablation.py [--runs runs/retrieval] [--export none=models/nnzip-small-v2.safetensors]
 
-Both arms are the `small` preset with a gated MLP of 128 channels, trained for 1,800 steps
-at learning rate 4e-3 on the enwik8-head training part. They differ only in the config's
-`retrieval` field. Each arm's export is measured with nnzip-core on:
+Every arm is the `small` preset with a gated MLP of 128 channels, trained for 1,800 steps
+at learning rate 4e-3. The arms `none` and `history` train on the whole enwik8-head training
+part and differ only in the config's `retrieval` field. The arm `history+index` indexes the
+first MiB of the training part (`nnzip index build`) and trains on the rest, and the arm
+`history-rest` trains on that rest without the index. Each arm's export is measured with
+nnzip-core on:
 
 - the 400,000-byte validation part: exact bpb of the `.nz` file, verified, and coding speed;
 - 64 KiB of random bytes written twice: the model-coded container alone, and what
@@ -13,7 +17,8 @@ at learning rate 4e-3 on the enwik8-head training part. They differ only in the 
 - the first 64 KiB of the validation part written twice.
 
 --export ARM=PATH takes an arm's export from PATH instead of training it; the shipped
-default model `nnzip-small-v2` is the `none` arm's recipe. Results go to the results ledger
+default model `nnzip-small-v2` is the `none` arm's recipe, `nnzip-small-v3` the `history`
+arm's, and `nnzip-small-index-v1` the `history+index` arm's. Results go to the results ledger
 (benchmarks/results/phase1.json), from which benchmarks/phase1.py puts them into
 docs/phase1-report.md. Arms in the ledger with the same recipe are not measured again
 unless --remeasure is given.
@@ -38,19 +43,25 @@ from nnzip.data import enwik8_split, find_shared_data, load_corpus  # noqa: E402
 from nnzip.train import TrainConfig  # noqa: E402
 
 BASE = ["mlp=gated", "mlp_hidden=128"]
-ARMS = {"none": BASE, "history": BASE + ["retrieval=history"], "history+index": BASE + ["retrieval=history+index"]}
-# The index arm keeps the first MiB of the training part as its index and trains on the rest.
-# Every arm therefore draws on the same 3,200,000 bytes, and no arm trains on the index.
+# The index arm keeps the first MiB of the training part as its index and trains on the rest,
+# so it draws on the same 3,200,000 bytes as the first two arms, and no arm trains on the index.
+# The arm history-rest trains on the same bytes as the index arm, without the index.
 INDEX_BYTES = 1 << 20
 INDEX_CORPUS = f"enwik8-train[:{INDEX_BYTES}]"
 INDEX_DATA = [f"enwik8-train[{INDEX_BYTES}:]"]
 INDEX_NAME = "enwik8-1m.nzi"
+ARMS = {
+    "none": (BASE, ["enwik8-train"]),
+    "history": (BASE + ["retrieval=history"], ["enwik8-train"]),
+    "history-rest": (BASE + ["retrieval=history"], INDEX_DATA),
+    "history+index": (BASE + ["retrieval=history+index"], INDEX_DATA),
+}
 REPEAT_BYTES = 65536
 RANDOM_SEED = 6
 
 
-def arm_config(overrides: list[str], index: Path | None = None) -> TrainConfig:
-    data = INDEX_DATA if "retrieval=history+index" in overrides else ["enwik8-train"]
+def arm_config(arm: str, index: Path | None = None) -> TrainConfig:
+    overrides, data = ARMS[arm]
     return TrainConfig(preset="small", overrides=overrides, data=data, lr=4e-3, steps=1800, eval_every=300,
                        eval_windows=128, eval_len=256, index=str(index or ""))
 
@@ -124,8 +135,8 @@ def main() -> None:
     exports = dict(item.split("=", 1) for item in args.export)
     ledger = Ledger(RESULTS / "phase1.json")
 
-    for arm, overrides in ARMS.items():
-        cfg = arm_config(overrides, built_index(args.runs / arm) if arm == "history+index" else None)
+    for arm in ARMS:
+        cfg = arm_config(arm, built_index(args.runs / arm) if arm == "history+index" else None)
         name = f"retrieval-{arm}"
         if not args.remeasure and ledger.lookup(name, recipe(cfg)) is not None:
             print(f"retrieval_ablation: {arm}: in the ledger", file=sys.stderr)
@@ -135,7 +146,7 @@ def main() -> None:
         ledger.record(name, recipe(cfg), evaluation=measure(export), export=str(export.name))
 
     for arm in ARMS:
-        entry = ledger.lookup(f"retrieval-{arm}", recipe(arm_config(ARMS[arm])))
+        entry = ledger.lookup(f"retrieval-{arm}", recipe(arm_config(arm)))
         print(arm, entry["evaluation"] if entry else None)
 
 
