@@ -229,7 +229,10 @@ class IntModel:
                 metadata = handle.metadata() or {}
             tensors = load_file(str(path))
         except (SafetensorError, OSError, ValueError) as err:
-            raise ModelLoadError(f"cannot read model {path}: {err}") from err
+            raise ModelLoadError(
+                f"cannot read model {path}: not a safetensors export ({err}); "
+                "pass a file written by nnzip export or a shipped model name"
+            ) from err
         if metadata.get("format") != EXPORT_FORMAT:
             raise ModelLoadError(f"{path} is not an nnzip integer export (format {metadata.get('format')!r})")
         version = metadata.get("version")

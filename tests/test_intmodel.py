@@ -202,7 +202,7 @@ def test_load_training_checkpoint(tiny_run):
 def test_load_garbage(tmp_path):
     path = tmp_path / "garbage.safetensors"
     path.write_bytes(np.random.default_rng(3).bytes(1000))
-    with pytest.raises(ModelLoadError):
+    with pytest.raises(ModelLoadError, match="not a safetensors export .*written by nnzip export"):
         IntModel.load(path)
 
 

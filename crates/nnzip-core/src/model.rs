@@ -235,7 +235,10 @@ impl<'a> ExportFile<'a> {
     fn parse(path: &Path, bytes: &'a [u8]) -> Result<ExportFile<'a>> {
         let display = path.display();
         let unreadable = |error: safetensors::SafeTensorError| {
-            Error::ModelLoad(format!("cannot read model {display}: {error}"))
+            Error::ModelLoad(format!(
+                "cannot read model {display}: not a safetensors export ({error}); \
+                 pass a file written by nnzip export or a shipped model name"
+            ))
         };
         let (_, header) = SafeTensors::read_metadata(bytes).map_err(unreadable)?;
         let tensors = SafeTensors::deserialize(bytes).map_err(unreadable)?;
@@ -669,6 +672,9 @@ mod tests {
     fn garbage_file_rejected() {
         let error = Model::from_bytes(Path::new("junk"), b"not a safetensors file").unwrap_err();
         assert!(matches!(error, Error::ModelLoad(_)), "{error:?}");
-        assert!(error.to_string().starts_with("cannot read model junk: "));
+        assert!(error
+            .to_string()
+            .starts_with("cannot read model junk: not a safetensors export ("));
+        assert!(error.to_string().ends_with("or a shipped model name"));
     }
 }
