@@ -197,7 +197,7 @@ class RangeDecoder:
         self.bytes_past_end += 1
         if self.bytes_past_end > MAX_BYTES_PAST_END:
             raise InvalidDataError(
-                f"truncated range coder stream: {len(self._data)} bytes, "
+                f"corrupt or truncated range coder stream: {len(self._data)} bytes, "
                 f"decoding needs more than {len(self._data) + MAX_BYTES_PAST_END}"
             )
         return 0

@@ -283,7 +283,7 @@ impl<'a> RangeDecoder<'a> {
         self.bytes_past_end += 1;
         if self.bytes_past_end > MAX_BYTES_PAST_END {
             return Err(Error::InvalidData(format!(
-                "truncated range coder stream: {} bytes, decoding needs more than {}",
+                "corrupt or truncated range coder stream: {} bytes, decoding needs more than {}",
                 self.data.len(),
                 self.data.len() + MAX_BYTES_PAST_END
             )));
