@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
+from nnzip.bench import speed_text
 from nnzip.members import read_members
 from nnzip.models import find_model_by_id
 from nnzip.errors import CommandLineError, InvalidDataError, ModelMismatchError, NNZipError, UsageError
@@ -144,9 +145,9 @@ def progress_bar(total: int, label: str, quiet: bool):
 def summary(name: str, original: int, compressed: int, seconds: float, decompressed: bool = False) -> str:
     """Format one line: input -> output size, bpb, and speed in original bytes per second."""
     bpb = 8 * compressed / original if original else 0.0
-    speed = original / seconds / 1000 if seconds > 0 else 0.0
+    speed = speed_text(original / seconds if seconds > 0 else 0.0)
     sizes = f"{compressed:,} -> {original:,}" if decompressed else f"{original:,} -> {compressed:,}"
-    return f"{name}: {sizes} bytes ({bpb:.3f} bpb) in {seconds:.1f} s, {speed:.1f} KB/s"
+    return f"{name}: {sizes} bytes ({bpb:.3f} bpb) in {seconds:.1f} s, {speed}"
 
 
 ModelOption = Annotated[

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from nnzip.api import coder_lookup, compression_model
+from nnzip.bench import speed_text
 from nnzip.engine import ENGINES, load_engine
 from nnzip.errors import CommandLineError, ModelMismatchError, NNZipError, UsageError
 from nnzip.container import FLAG_STORED_ZSTD
@@ -475,9 +476,9 @@ def note(name: str, original: int, compressed: int, seconds: float, options: Opt
         return
     saved = 100.0 * (1 - compressed / original) if original else 0.0
     bpb = 8 * compressed / original if original else 0.0
-    speed = original / seconds / 1000 if seconds > 0 else 0.0
+    speed = speed_text(original / seconds if seconds > 0 else 0.0)
     say(f"{'stdin' if name == '-' else name}: {verb}, {original:,} <-> {compressed:,} bytes, "
-        f"{saved:.1f}% saved ({bpb:.3f} bpb), {speed:.1f} KB/s")
+        f"{saved:.1f}% saved ({bpb:.3f} bpb), {speed}")
 
 
 @contextmanager
