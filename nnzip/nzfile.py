@@ -40,6 +40,7 @@ class NNZipFile(io.BufferedIOBase):
         else:
             raise CommandLineError(f"filename must be a path or a binary file object, got {type(filename).__name__}")
         self.name = getattr(self._file, "name", None)
+        self._offset = 0  # uncompressed bytes read or written so far, for tell()
 
         if self._mode == "r":
             self._members = read_members(self._file)
@@ -62,7 +63,23 @@ class NNZipFile(io.BufferedIOBase):
             parts = [self._buffer[self._position :]]
             self._buffer, self._position = b"", 0
             parts.extend(self._next_blocks())
-            return b"".join(parts)
+            data = b"".join(parts)
+            self._offset += len(data)
+            return data
+        # A buffered read returns `size` bytes unless the data ends first, across members.
+        parts, wanted = [], size
+        while wanted > 0:
+            chunk = self.read1(wanted)
+            if not chunk:
+                break
+            parts.append(chunk)
+            wanted -= len(chunk)
+        return b"".join(parts)
+
+    def read1(self, size: int = -1) -> bytes:
+        """Return up to `size` bytes (a block without a size) from at most one decoded member."""
+        self._check_mode("r")
+        size = size if size >= 0 else BLOCK_SIZE
         while self._position >= len(self._buffer):
             block = next(self._next_blocks(), None)
             if block is None:
@@ -70,10 +87,8 @@ class NNZipFile(io.BufferedIOBase):
             self._buffer, self._position = block, 0
         chunk = self._buffer[self._position : self._position + size]
         self._position += len(chunk)
+        self._offset += len(chunk)
         return chunk
-
-    def read1(self, size: int = -1) -> bytes:
-        return self.read(size if size >= 0 else BLOCK_SIZE)
 
     def readinto(self, buffer) -> int:
         data = self.read(len(memoryview(buffer)))
@@ -99,6 +114,7 @@ class NNZipFile(io.BufferedIOBase):
         while len(self._pending) >= BLOCK_SIZE:
             self._write_block(bytes(self._pending[:BLOCK_SIZE]))
             del self._pending[:BLOCK_SIZE]
+        self._offset += len(view)
         return len(view)
 
     def _write_block(self, block: bytes) -> None:
@@ -106,6 +122,11 @@ class NNZipFile(io.BufferedIOBase):
         self._wrote_member = True
 
     # Both
+
+    def tell(self) -> int:
+        """Return the number of uncompressed bytes read or written so far, as gzip files do."""
+        self._check_open()
+        return self._offset
 
     def _check_open(self) -> None:
         if self.closed:

@@ -34,6 +34,23 @@ def test_binary_round_trip_in_pieces(tmp_path, tiny_model_path, corpus, small_bl
     assert nnzip.decompress(path.read_bytes(), model=tiny_model_path) == data
 
 
+def test_tell_counts_uncompressed_bytes(tmp_path, tiny_model_path, small_blocks):
+    data = bytes(range(256)) * 40
+    path = tmp_path / "data.nz"
+    with nnzip.open(path, "wb", model=tiny_model_path) as f:
+        f.write(data[:5000])
+        assert f.tell() == 5000
+        f.write(data[5000:])
+        assert f.tell() == len(data)
+
+    with nnzip.open(path, "rb", model=tiny_model_path) as f:
+        assert f.tell() == 0
+        f.read(4500)
+        assert f.tell() == 4500
+        f.read()
+        assert f.tell() == len(data)
+
+
 def test_text_mode_and_append(tmp_path, tiny_model_path):
     path = tmp_path / "notes.txt.nz"
     with nnzip.open(path, "wt", encoding="utf-8", model=tiny_model_path) as f:
