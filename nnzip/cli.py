@@ -222,18 +222,19 @@ def decompress(
             output = file.with_suffix("")
         check_output(file, output, force)
         options = gzip_cli.Options("decompress", False, True, force, quiet, False, None, model, engine)
-        with named(file):
+        with named(file, hint=model is not None):
             original, compressed, seconds = gzip_cli.decompress_file(str(file), options, output=output)
         say(summary(str(file), original, compressed, seconds, decompressed=True), quiet)
 
 
 @contextmanager
-def named(path: Path):
-    """Prefix the message of an invalid-data or model-mismatch error with the file's name."""
+def named(path: Path, hint: bool = True):
+    """Prefix the message of an invalid-data or model-mismatch error with the file's name and,
+    with `hint`, the shipped model that the file names."""
     try:
         yield
     except ModelMismatchError as err:
-        raise ModelMismatchError(f"{path}: {err}{shipped_model_hint(path)}") from err
+        raise ModelMismatchError(f"{path}: {err}{shipped_model_hint(path) if hint else ''}") from err
     except InvalidDataError as err:
         raise type(err)(f"{path}: {err}") from err
 
@@ -277,7 +278,7 @@ def train(
     ] = None,
     data: Annotated[
         Optional[list[str]],
-        typer.Option(help="Training data: enwik8-train, gutenberg, a file or a folder. Repeatable."),
+        typer.Option(help="Training data: enwik8-train, a slice such as 'enwik8-train[1048576:]', gutenberg, a file or a folder. Repeatable."),
     ] = None,
     valid: Annotated[str, typer.Option(help="Validation data: enwik8-valid, a file, or '' for none.")] = "enwik8-valid",
     steps: Annotated[int, typer.Option(help="Optimizer steps in total.")] = 1500,
@@ -401,6 +402,8 @@ def index_build(
 
         for path in corpus:
             check_input(path)
+            if output.exists() and output.resolve() == path.resolve():
+                raise UsageError(f"output {output} is an input file; choose another output with -o")
         if output.exists() and not force:
             raise UsageError(f"{output} already exists; use -f to overwrite")
         data = b"".join(read_input(path) for path in corpus)

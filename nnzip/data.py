@@ -44,6 +44,8 @@ def load_corpus(spec: str) -> np.ndarray:
     Python (either bound may be left out), for example to keep a part of it for an index.
     """
     sliced = TRAIN_SLICE.fullmatch(spec)
+    if sliced is None and spec.startswith("enwik8-train["):
+        raise NNZipError(f"invalid slice {spec!r}; expected enwik8-train[START:END] with byte offsets, e.g. enwik8-train[1048576:]")
     if sliced:
         start, end = (int(bound) if bound else None for bound in sliced.groups())
         return load_corpus("enwik8-train")[start:end]

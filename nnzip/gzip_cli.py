@@ -49,7 +49,7 @@ examples:
   nnzip -dc src.tar.nz | tar x
   nnzip -l book.txt.nz       list sizes, ratio and model
 
-other commands: nnzip compress|decompress|bench|train|export|fetch-enwik8 --help
+other commands: nnzip compress|decompress|bench|train|export|index|fetch-enwik8 --help
 
 exit codes: 0 success, 1 error, 2 warning (such as a file skipped),
 130 interrupted, 141 broken pipe.
@@ -209,7 +209,7 @@ def run_one(name: str, options: Options) -> int:
     except ModelMismatchError as err:
         from nnzip.cli import shipped_model_hint
 
-        hint = shipped_model_hint(Path(name)) if name != "-" else ""
+        hint = shipped_model_hint(Path(name)) if name != "-" and options.model else ""
         return report(f"{label}: {err}{hint}", ERROR)
     except NNZipError as err:
         return report(f"{label}: {err}", ERROR)

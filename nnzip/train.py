@@ -20,7 +20,7 @@ import torch
 import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 
-from nnzip.config import ModelConfig, build_config
+from nnzip.config import ModelConfig, build_config, parse_override
 from nnzip.data import enwik8_split, find_shared_data, load_corpus, sample_windows, validation_windows
 from nnzip.errors import NNZipError
 from nnzip.index import Index
@@ -99,8 +99,16 @@ def retrieval_codes(model: ByteSSM, data: np.ndarray | None, index: Index | None
     return corpus_codes(kind, data, BLOCK_SIZE, index)
 
 
-def load_index(cfg: TrainConfig, overrides: list[str]) -> Index | None:
+def load_index(cfg: TrainConfig, overrides: list[str], resume: bool) -> Index | None:
     """Load the index of --index and name it in the model config through `overrides`."""
+    kind = "none"
+    for text in cfg.overrides:
+        key, value = parse_override(text)
+        kind = value if key == "retrieval" else kind
+    if not resume and cfg.index and kind != "history+index":
+        raise ValueError("--index needs --set retrieval=history+index")
+    if not resume and kind == "history+index" and not cfg.index:
+        raise ValueError("--set retrieval=history+index needs --index FILE.nzi; build one with nnzip index build")
     if not cfg.index:
         return None
     index = Index.load(cfg.index)
@@ -198,7 +206,7 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
     # Model and optimizer, restored from the run directory when resuming.
     start, earlier_seconds = 0, 0.0
     overrides = list(cfg.overrides)
-    index = load_index(cfg, overrides)
+    index = load_index(cfg, overrides, resume)
     if resume:
         model, meta = load_model(run_dir)
         start, earlier_seconds = meta["step"], meta.get("seconds", 0.0)

@@ -268,8 +268,32 @@ def test_training_with_index_kind_needs_index(tmp_path, tiny_config):
 
     cfg = dataclasses.replace(tiny_config, overrides=["retrieval=history+index"], steps=2)
 
-    with pytest.raises(ValueError, match="needs index"):
+    with pytest.raises(ValueError, match="needs --index FILE.nzi"):
         train(cfg, tmp_path / "run", progress=False)
+
+
+def test_training_with_index_needs_index_kind(tmp_path, tiny_config):
+    import dataclasses
+
+    from nnzip.train import train
+
+    index_path = tmp_path / "ref.nzi"
+    index_path.write_bytes(build(b"reference text"))
+    cfg = dataclasses.replace(tiny_config, steps=2, index=str(index_path))
+
+    with pytest.raises(ValueError, match="--index needs --set retrieval=history\\+index"):
+        train(cfg, tmp_path / "run", progress=False)
+
+
+def test_cli_rejects_index_build_over_its_input(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_bytes(b"some reference text")
+
+    result = run_cli("index", "build", str(corpus), "-o", str(corpus), "-f")
+
+    assert result.returncode == 1
+    assert "is an input file" in result.stderr
+    assert corpus.read_bytes() == b"some reference text"
 
 
 def test_trained_index_model_exports_with_its_index(tmp_path, tiny_config, corpus):
