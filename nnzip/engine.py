@@ -60,8 +60,8 @@ class RustEngine:
 
     def compress(self, data: bytes, progress: Progress | None = None) -> bytes:
         # nnzip-core calls `progress` between blocks and stops on its exceptions.
-        # NOTE: It codes on its own threads, where Python sees no signals, so Ctrl-C and SIGTERM
-        # take effect only when the call returns (tens of seconds for a 4 MiB block). Waiting on
+        # NOTE: It codes on its own threads, which cannot handle Python signals, so Ctrl-C and
+        # SIGTERM take effect only when the call returns (minutes for a 4 MiB block). Waiting on
         # a helper thread and raising from `progress` stopped it at once, but the process then
         # aborted at exit ("FATAL: exception not rethrown") when it exited right after.
         return self.model.compress(data, progress)
