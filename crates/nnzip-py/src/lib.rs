@@ -93,6 +93,9 @@ impl NativeModel {
 
 /// Forwards nnzip-core's progress calls to a Python callable and checks for Ctrl-C, taking
 /// the GIL for each call. It keeps the Python exception that stopped the work.
+///
+/// NOTE: Python handles signals only on its main thread, and nnzip-core calls this from its
+/// own threads, so the check finds Ctrl-C only when the coding runs on the main thread.
 struct Reporter {
     callback: Option<PyObject>,
     error: Option<PyErr>,
