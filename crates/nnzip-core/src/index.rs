@@ -304,30 +304,7 @@ pub fn build(corpus: &[u8]) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A seeded generator (splitmix64), so the random corpora are the same on every run.
-    struct Random(u64);
-
-    impl Random {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-
-        fn below(&mut self, bound: usize) -> usize {
-            (self.next() % bound as u64) as usize
-        }
-
-        /// Returns `length` bytes from the first `alphabet` lower-case letters.
-        fn text(&mut self, length: usize, alphabet: u8) -> Vec<u8> {
-            (0..length)
-                .map(|_| b'a' + self.below(usize::from(alphabet)) as u8)
-                .collect()
-        }
-    }
+    use crate::test_random::Random;
 
     fn index_of(corpus: &[u8]) -> Index {
         Index::from_bytes(build(corpus).unwrap(), "test.nzi").unwrap()

@@ -26,6 +26,8 @@ pub mod members;
 pub mod model;
 mod pyrepr;
 pub mod retrieval;
+#[cfg(test)]
+mod test_random;
 
 pub use error::{Error, Result};
 pub use inference::{BlockLogits, State};

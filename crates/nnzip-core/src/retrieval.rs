@@ -372,6 +372,7 @@ fn index_codes(index: &Index, stream: &[u8]) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_random::Random;
 
     #[test]
     fn buckets_follow_bit_length() {
@@ -404,30 +405,6 @@ mod tests {
         // The second "abcdefgh" matches from its 7th byte on.
         assert_eq!(codes[0][14] % 256, u32::from(b'g'));
         assert!(codes[0][15] >= 256);
-    }
-
-    /// A seeded generator (splitmix64) of test bytes.
-    struct Random(u64);
-
-    impl Random {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-
-        /// Returns `length` bytes from the first `alphabet` lower-case letters.
-        fn text(&mut self, length: usize, alphabet: u64) -> Vec<u8> {
-            (0..length)
-                .map(|_| b'a' + (self.next() % alphabet) as u8)
-                .collect()
-        }
-
-        fn bytes(&mut self, length: usize) -> Vec<u8> {
-            (0..length).map(|_| self.next() as u8).collect()
-        }
     }
 
     fn index_of(corpus: &[u8]) -> Index {
