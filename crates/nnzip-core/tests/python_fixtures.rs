@@ -366,24 +366,26 @@ fn history_retrieval_model_matches_python_bytes() {
         nnzip_core::config::Retrieval::History
     );
     for name in ["text_10k", "repeat_8292"] {
-        let original = read(&format!("{name}.bin"));
-        let expected = read(&format!("{name}.history.nz"));
-        for threads in [1, 2, 3] {
-            let compressed = with_threads(threads, || {
-                codec::compress(&original, history_model()).unwrap()
-            });
-            assert!(
-                compressed == expected,
-                "{name}, {threads} threads: other bytes than Python's"
-            );
-            let decoded = with_threads(threads, || {
-                codec::decompress(&expected, history_model()).unwrap()
-            });
-            assert!(
-                decoded == original,
-                "{name}, {threads} threads: the decoded bytes differ"
-            );
-        }
+        check_fixture_at_thread_counts(history_model(), name, "history");
+    }
+}
+
+/// Checks that `model` compresses `NAME.bin` to exactly `NAME.TAG.nz` and decompresses that
+/// file back, at 1, 2 and 3 threads.
+fn check_fixture_at_thread_counts(model: &Model, name: &str, tag: &str) {
+    let original = read(&format!("{name}.bin"));
+    let expected = read(&format!("{name}.{tag}.nz"));
+    for threads in [1, 2, 3] {
+        let compressed = with_threads(threads, || codec::compress(&original, model).unwrap());
+        assert!(
+            compressed == expected,
+            "{name}, {threads} threads: other bytes than Python's"
+        );
+        let decoded = with_threads(threads, || codec::decompress(&expected, model).unwrap());
+        assert!(
+            decoded == original,
+            "{name}, {threads} threads: the decoded bytes differ"
+        );
     }
 }
 
@@ -420,24 +422,7 @@ fn index_retrieval_model_matches_python_bytes() {
         nnzip_core::config::Retrieval::HistoryIndex
     );
     for name in INDEX_FIXTURES {
-        let original = read(&format!("{name}.bin"));
-        let expected = read(&format!("{name}.index.nz"));
-        for threads in [1, 2, 3] {
-            let compressed = with_threads(threads, || {
-                codec::compress(&original, index_model()).unwrap()
-            });
-            assert!(
-                compressed == expected,
-                "{name}, {threads} threads: other bytes than Python's"
-            );
-            let decoded = with_threads(threads, || {
-                codec::decompress(&expected, index_model()).unwrap()
-            });
-            assert!(
-                decoded == original,
-                "{name}, {threads} threads: the decoded bytes differ"
-            );
-        }
+        check_fixture_at_thread_counts(index_model(), name, "index");
     }
 }
 
