@@ -100,41 +100,34 @@ fn round_trip_matches_python_file() {
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }
 
-#[test]
-fn decompress_finds_model_by_id() {
-    let dir = scratch_dir("model-by-id");
-    let packed = dir.join("random.nz");
-    fs::copy(data_dir().join("random_5000.nz"), &packed).unwrap();
+/// Decompresses the fixture `packed` in a scratch folder, finding its model by the id in the
+/// header among the fixture models, and checks that it gives the fixture `original`.
+fn check_decompress_by_id(scratch: &str, packed: &str, original: &str) {
+    let dir = scratch_dir(scratch);
+    let copy = dir.join("file.nz");
+    fs::copy(data_dir().join(packed), &copy).unwrap();
 
     let output = nnzip_core(&[
         "decompress",
-        text(&packed),
+        text(&copy),
         "--model-dir",
         text(&data_dir()),
         "-q",
     ]);
     assert!(output.status.success(), "{}", stderr(&output));
-    let unpacked = dir.join("random");
-    assert!(fs::read(unpacked).unwrap() == fs::read(data_dir().join("random_5000.bin")).unwrap());
+    let unpacked = dir.join("file");
+    assert!(fs::read(unpacked).unwrap() == fs::read(data_dir().join(original)).unwrap());
+}
+
+#[test]
+fn decompress_finds_model_by_id() {
+    check_decompress_by_id("model-by-id", "random_5000.nz", "random_5000.bin");
 }
 
 #[test]
 fn index_model_found_by_id_with_its_index() {
     // The model is found by the id in the header, and loads its index from the same folder.
-    let dir = scratch_dir("index-model-by-id");
-    let packed = dir.join("text.nz");
-    fs::copy(data_dir().join("text_10k.index.nz"), &packed).unwrap();
-
-    let output = nnzip_core(&[
-        "decompress",
-        text(&packed),
-        "--model-dir",
-        text(&data_dir()),
-        "-q",
-    ]);
-    assert!(output.status.success(), "{}", stderr(&output));
-    let unpacked = dir.join("text");
-    assert!(fs::read(unpacked).unwrap() == fs::read(data_dir().join("text_10k.bin")).unwrap());
+    check_decompress_by_id("index-model-by-id", "text_10k.index.nz", "text_10k.bin");
 }
 
 #[test]
