@@ -67,13 +67,13 @@ class NNZipFile(io.BufferedIOBase):
             self._offset += len(data)
             return data
         # A buffered read returns `size` bytes unless the data ends first, across members.
-        parts, wanted = [], size
-        while wanted > 0:
-            chunk = self.read1(wanted)
+        parts, remaining = [], size
+        while remaining > 0:
+            chunk = self.read1(remaining)
             if not chunk:
                 break
             parts.append(chunk)
-            wanted -= len(chunk)
+            remaining -= len(chunk)
         return b"".join(parts)
 
     def read1(self, size: int = -1) -> bytes:

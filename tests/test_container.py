@@ -103,7 +103,8 @@ def test_index_member_round_trip_and_layout():
     header, payloads, data = index_container()
 
     assert unpack(data)[0] == header
-    assert data[4] == INDEX_VERSION and header.version == INDEX_VERSION
+    assert data[4] == INDEX_VERSION
+    assert header.version == INDEX_VERSION
     assert data[40:56] == bytes(range(100, 116))
     assert struct.unpack_from("<QQ", data, 56) == (6, 3)
     table_end = 56 + 16 * 3
@@ -113,11 +114,7 @@ def test_index_member_round_trip_and_layout():
 
 def test_every_index_header_bit_flip_rejected():
     _, _, data = index_container()
-    for bit in range((56 + 16 * 3 + 4) * 8):
-        corrupted = bytearray(data)
-        corrupted[bit // 8] ^= 1 << (bit % 8)
-        with pytest.raises(InvalidDataError):
-            unpack(bytes(corrupted))
+    assert_every_bit_flip_rejected(data, 56 + 16 * 3 + 4)
 
 
 def test_pack_rejects_short_index_id():
@@ -151,14 +148,18 @@ def test_short_other_file_message():
         unpack(b"hello world, not nz\n")
 
 
-def test_every_header_bit_flip_rejected():
-    _, _, data = sample_container()
-    header_size = FIXED_HEADER_SIZE + 16 * 3 + 4
+def assert_every_bit_flip_rejected(data: bytes, header_size: int) -> None:
+    """Flip each bit of the first `header_size` bytes of `data` in turn; unpack must reject each."""
     for bit in range(header_size * 8):
         corrupted = bytearray(data)
         corrupted[bit // 8] ^= 1 << (bit % 8)
         with pytest.raises(InvalidDataError):
             unpack(bytes(corrupted))
+
+
+def test_every_header_bit_flip_rejected():
+    _, _, data = sample_container()
+    assert_every_bit_flip_rejected(data, FIXED_HEADER_SIZE + 16 * 3 + 4)
 
 
 def test_wrong_magic():

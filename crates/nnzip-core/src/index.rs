@@ -1,9 +1,9 @@
 //! The external index of a retrieval model: a reference corpus and its suffix array, searched
 //! for the longest match of a stream's last bytes, as `nnzip/index.py` defines it.
 //!
-//! An index file (`.nzi`) contains a corpus of n bytes and its suffix array, sorted by the first
-//! [`MAX_MATCH`] + 1 bytes of each suffix (a suffix that is a prefix of another sorts first),
-//! with ties in offset order, so one corpus gives one file. The index id is the first 16 bytes
+//! An index file (`.nzi`) contains a corpus of n bytes and its suffix array. The array is
+//! sorted by the first [`MAX_MATCH`] + 1 bytes of each suffix (a suffix that is a prefix of
+//! another sorts first), with ties in offset order, so one corpus gives one file. The index id is the first 16 bytes
 //! of the file's sha256. `docs/retrieval.md` specifies the layout and the search rules.
 
 use std::cmp::Ordering;

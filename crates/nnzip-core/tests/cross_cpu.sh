@@ -184,6 +184,21 @@ if ((failures > 0)); then
     exit 1
 fi
 
+# Compresses an input under qemu at 2 threads and checks the bytes against the expected .nz
+# file, then decompresses that file at 1 thread and checks that it gives the input back.
+# Arguments: cpu model, label for the timings, input, model, expected .nz, output path prefix
+qemu_round_trip() {
+    local cpu=$1 label=$2 input=$3 model_file=$4 expected=$5 prefix=$6
+    timed "qemu $cpu compress $label --threads 2" \
+        qemu-x86_64 -cpu "$cpu" "$binary" compress "$input" \
+        -o "$prefix.nz" --model "$model_file" --threads 2 -q
+    same_bytes "$expected" "$prefix.nz"
+    timed "qemu $cpu decompress $label --threads 1" \
+        qemu-x86_64 -cpu "$cpu" "$binary" decompress "$expected" \
+        -o "$prefix.bin" --model "$model_file" --threads 1 -q
+    same_bytes "$input" "$prefix.bin"
+}
+
 # qemu translates every instruction, and the default model codes about 30 bytes/s under it
 # (measured on a shared 2-core x86-64 host), so the emulated part codes small inputs only. With the
 # shipped models: one input that covers every byte value and a 1 KB text slice (one stream
@@ -201,14 +216,7 @@ for cpu in "$qemu_cpu" "$qemu_avx2_cpu"; do
         for name in all_bytes.bin text_small.txt; do
             expected=$work/native1/$name.$tag.nz
             "$binary" compress "$work/in/$name" -o "$expected" --model "$model_file" --threads 1 -q -f
-            timed "qemu $cpu compress $name ($tag) --threads 2" \
-                qemu-x86_64 -cpu "$cpu" "$binary" compress "$work/in/$name" \
-                -o "$out/$name.$tag.nz" --model "$model_file" --threads 2 -q
-            same_bytes "$expected" "$out/$name.$tag.nz"
-            timed "qemu $cpu decompress $name ($tag) --threads 1" \
-                qemu-x86_64 -cpu "$cpu" "$binary" decompress "$expected" \
-                -o "$out/$name.$tag" --model "$model_file" --threads 1 -q
-            same_bytes "$work/in/$name" "$out/$name.$tag"
+            qemu_round_trip "$cpu" "$name ($tag)" "$work/in/$name" "$model_file" "$expected" "$out/$name.$tag"
         done
     done
 
@@ -216,39 +224,21 @@ for cpu in "$qemu_cpu" "$qemu_avx2_cpu"; do
     # batch of 2 and 3 rows, checked against the .nz files that the Python reference wrote.
     tiny_model=$crate_dir/tests/data/tiny.safetensors
     for name in random_5000 text_10k; do
-        timed "qemu $cpu compress $name (test model) --threads 2" \
-            qemu-x86_64 -cpu "$cpu" "$binary" compress "$crate_dir/tests/data/$name.bin" \
-            -o "$out/$name.tiny.nz" --model "$tiny_model" --threads 2 -q
-        same_bytes "$crate_dir/tests/data/$name.nz" "$out/$name.tiny.nz"
-        timed "qemu $cpu decompress $name (test model) --threads 1" \
-            qemu-x86_64 -cpu "$cpu" "$binary" decompress "$crate_dir/tests/data/$name.nz" \
-            -o "$out/$name.tiny.bin" --model "$tiny_model" --threads 1 -q
-        same_bytes "$crate_dir/tests/data/$name.bin" "$out/$name.tiny.bin"
+        qemu_round_trip "$cpu" "$name (test model)" "$crate_dir/tests/data/$name.bin" "$tiny_model" \
+            "$crate_dir/tests/data/$name.nz" "$out/$name.tiny"
     done
 
     # With the retrieval test model: three streams, the second a copy of the first, which the
     # retriever predicts across streams.
     history_model=$crate_dir/tests/data/tiny_history.safetensors
-    timed "qemu $cpu compress repeat_8292 (retrieval model) --threads 2" \
-        qemu-x86_64 -cpu "$cpu" "$binary" compress "$crate_dir/tests/data/repeat_8292.bin" \
-        -o "$out/repeat_8292.history.nz" --model "$history_model" --threads 2 -q
-    same_bytes "$crate_dir/tests/data/repeat_8292.history.nz" "$out/repeat_8292.history.nz"
-    timed "qemu $cpu decompress repeat_8292 (retrieval model) --threads 1" \
-        qemu-x86_64 -cpu "$cpu" "$binary" decompress "$crate_dir/tests/data/repeat_8292.history.nz" \
-        -o "$out/repeat_8292.bin" --model "$history_model" --threads 1 -q
-    same_bytes "$crate_dir/tests/data/repeat_8292.bin" "$out/repeat_8292.bin"
+    qemu_round_trip "$cpu" "repeat_8292 (retrieval model)" "$crate_dir/tests/data/repeat_8292.bin" \
+        "$history_model" "$crate_dir/tests/data/repeat_8292.history.nz" "$out/repeat_8292.history"
 
     # With the index test model, which reads tiny_index.nzi from its folder: the history
     # match where there is one, else the longest match in the index.
     index_model=$crate_dir/tests/data/tiny_index.safetensors
-    timed "qemu $cpu compress repeat_8292 (index model) --threads 2" \
-        qemu-x86_64 -cpu "$cpu" "$binary" compress "$crate_dir/tests/data/repeat_8292.bin" \
-        -o "$out/repeat_8292.index.nz" --model "$index_model" --threads 2 -q
-    same_bytes "$crate_dir/tests/data/repeat_8292.index.nz" "$out/repeat_8292.index.nz"
-    timed "qemu $cpu decompress repeat_8292 (index model) --threads 1" \
-        qemu-x86_64 -cpu "$cpu" "$binary" decompress "$crate_dir/tests/data/repeat_8292.index.nz" \
-        -o "$out/repeat_8292.index.bin" --model "$index_model" --threads 1 -q
-    same_bytes "$crate_dir/tests/data/repeat_8292.bin" "$out/repeat_8292.index.bin"
+    qemu_round_trip "$cpu" "repeat_8292 (index model)" "$crate_dir/tests/data/repeat_8292.bin" \
+        "$index_model" "$crate_dir/tests/data/repeat_8292.index.nz" "$out/repeat_8292.index"
 done
 
 if ((failures > 0)); then
